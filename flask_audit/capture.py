@@ -1,0 +1,58 @@
+"""What the current request says about an event: client IP, user agent, request id, user id."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, g, has_request_context, request
+
+from . import safety
+
+REQUEST_ID_HEADER = "X-Request-ID"
+#: a client's request id is kept only if it looks like one; otherwise a new one is made
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id() -> str:
+    """This request's id: the client's X-Request-ID when it is sane, else a new one (cached)."""
+    rid = g.get("_audit_request_id")
+    if rid is None:
+        given = request.headers.get(REQUEST_ID_HEADER)
+        rid = given if given and REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+        g._audit_request_id = rid
+    return rid
+
+
+def echo_request_id(response: Response) -> Response:
+    """after_request hook: send the request id back so clients can quote it."""
+    response.headers.setdefault(REQUEST_ID_HEADER, request_id())
+    return response
+
+
+def fill_from_request(fields: dict[str, Any], user_loader: Callable[[], Any] | None) -> None:
+    """Fill the request fields the caller left out; explicit arguments win. No-op outside a request."""
+    if not has_request_context():
+        return
+    if fields.get("ip_address") is None:
+        fields["ip_address"] = _valid_ip(request.remote_addr)
+    if fields.get("user_agent") is None:
+        fields["user_agent"] = request.headers.get("User-Agent")
+    if fields.get("request_id") is None:
+        fields["request_id"] = request_id()
+    if fields.get("user_id") is None and user_loader is not None:
+        try:
+            fields["user_id"] = user_loader()
+        except Exception as exc:
+            safety.swallowed(exc, "user_loader")
+
+
+def _valid_ip(value: str | None) -> str | None:
+    """remote_addr is not always an IP (a Unix socket, a test client): keep it only when it is."""
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None

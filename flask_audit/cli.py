@@ -1,0 +1,97 @@
+"""The ``flask audit`` command group: schema, drain, clock, status and spool replay."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .runtime import AuditRuntime
+
+
+def _runtime() -> AuditRuntime:
+    return current_app.extensions["audit"].runtime()
+
+
+@click.group("audit", help="Audit log operations (flask-audit).")
+def audit_cli() -> None:
+    pass
+
+
+@audit_cli.command("init-db")
+@with_appcontext
+def init_db() -> None:
+    """Create the audit_logs table and its indexes. Safe to run again."""
+    runtime = _runtime()
+    runtime.store.create_schema()
+    click.echo(f"audit_logs ready on {runtime.store.database.__class__.__name__}")
+
+
+@audit_cli.command("drain")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="Events per batch (default: the tier for the depth).",
+)
+@with_appcontext
+def drain(batch_size: int | None) -> None:
+    """Drain the queue into the database now, until it is empty (cron jobs, scripts, tests)."""
+    from .batching import batch_size_for
+    from .drain import Drainer
+
+    runtime = _runtime()
+    queue = runtime.background_queue
+    size = batch_size or batch_size_for(queue.depth(), runtime.config.batch_tiers)
+    result = Drainer(queue, runtime.store).drain_all(size)
+    click.echo(f"drained {result.claimed} events: {result.inserted} inserted, {result.failed} failed")
+
+
+@audit_cli.command("scheduler")
+@with_appcontext
+def scheduler() -> None:
+    """Run the clock: sends drain messages sized by the queue depth, reaps stuck batches."""
+    from .clock import run_clock
+    from .tasks import setup
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    runtime = _runtime()
+    broker, actors = setup(runtime)
+    run_clock(runtime, broker, actors)
+
+
+@audit_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@with_appcontext
+def status(as_json: bool) -> None:
+    """Show queue depth, throughput, failures and health at a glance."""
+    from .health import assess
+    from .routes import thresholds_of
+
+    runtime = _runtime()
+    snapshot = runtime.background_metrics.snapshot()
+    assessment = assess(snapshot, thresholds_of(runtime))
+    if as_json:
+        click.echo(json.dumps({"health": assessment.__dict__, "metrics": snapshot.__dict__}, indent=2))
+        return
+    click.echo(f"status      {assessment.status}")
+    click.echo(f"queue       {snapshot.queue_length} (+{snapshot.priority_length} priority)")
+    click.echo(f"batch size  {snapshot.current_batch_size}")
+    click.echo(f"last minute {snapshot.inserts_last_minute} inserted, {snapshot.failures_last_minute} failed")
+    click.echo(f"avg batch   {snapshot.avg_batch_time_ms} ms")
+    click.echo(f"workers     {snapshot.workers_alive} alive")
+    click.echo(f"failed list {snapshot.failed_length}")
+    click.echo("totals      " + ", ".join(f"{k}={v}" for k, v in snapshot.totals.items()))
+    for issue in assessment.issues:
+        click.echo(f"issue       {issue}")
+
+
+@audit_cli.command("replay-spool")
+@with_appcontext
+def replay_spool() -> None:
+    """Send events spooled on this host (while Redis and the database were down) to the queue."""
+    runtime = _runtime()
+    click.echo(f"replayed {runtime.replay_spool()} events from {runtime.spool.path}")

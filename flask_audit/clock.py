@@ -1,0 +1,146 @@
+"""The clock: APScheduler jobs that send drains sized by depth, reap stuck batches, replay the
+spool and prune heartbeats. One clock leads at a time, elected through Redis."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from importlib import resources
+
+import dramatiq
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from .batching import batch_size_for, drains_to_send
+from .runtime import AuditRuntime
+from .tasks import AuditActors, pending_drains
+
+logger = logging.getLogger("flask_audit.clock")
+
+#: seconds between two reaper runs (the visibility timeout itself is configuration)
+REAP_INTERVAL = 5
+#: seconds between two leadership renewals, and the lease is three of them
+LEAD_INTERVAL = 2
+
+
+class Clock:
+    """The jobs of one app's clock; ``schedule`` adds them to an APScheduler scheduler."""
+
+    def __init__(self, runtime: AuditRuntime, broker: dramatiq.Broker, actors: AuditActors) -> None:
+        self.runtime = runtime
+        self.broker = broker
+        self.actors = actors
+        self.token = uuid.uuid4().hex
+        self.is_leader = False
+        self._lead = runtime.background_redis.register_script(
+            resources.files(__package__).joinpath("lua", "lead.lua").read_text()
+        )
+
+    def elect(self) -> bool:
+        """Take or renew the leadership; only the leader's jobs do anything."""
+        lease_ms = LEAD_INTERVAL * 3 * 1000
+        try:
+            won = bool(
+                self._lead(keys=[self.runtime.config.key("clock:leader")], args=[self.token, lease_ms])
+            )
+        except Exception:
+            self.is_leader = False  # the lease may lapse meanwhile: step down until renewed
+            raise
+        if won != self.is_leader:
+            logger.info("clock %s %s the lead", self.token[:8], "took" if won else "lost")
+        self.is_leader = won
+        return won
+
+    def tick(self) -> int:
+        """Read the depth, pick the batch size, send enough drains; returns how many were sent."""
+        if not self.is_leader:
+            return 0
+        config = self.runtime.config
+        depth = self.runtime.background_queue.depth()
+        size = batch_size_for(depth, config.batch_tiers)
+        self.runtime.background_metrics.set_batch_size(size)
+        pending = pending_drains(self.broker, config.dramatiq_queue)
+        count = drains_to_send(depth, size, pending, config.max_pending_drains)
+        for _ in range(count):
+            self.actors.drain.send(size)
+        return count
+
+    def reap(self) -> int:
+        """Return batches whose worker died (never acknowledged past the visibility timeout)."""
+        if not self.is_leader:
+            return 0
+        returned = self.runtime.background_queue.reap()
+        if returned:
+            logger.warning("returned %d events of unacknowledged batches to the queue", returned)
+        return returned
+
+    def housekeeping(self) -> None:
+        """Replay a spool left on this host and forget long-dead workers."""
+        if not self.is_leader:
+            return
+        replayed = self.runtime.replay_spool()
+        if replayed:
+            logger.info("replayed %d spooled events", replayed)
+        self.runtime.background_metrics.prune_workers()
+
+    def purge(self) -> int:
+        """Delete rows older than AUDIT_RETENTION_DAYS."""
+        if not self.is_leader:
+            return 0
+        deleted = self.runtime.store.purge_older_than(self.runtime.config.retention_days)
+        logger.info(
+            "retention: purged %d rows older than %d days",
+            deleted,
+            self.runtime.config.retention_days,
+        )
+        return deleted
+
+    def schedule(self, scheduler: BaseScheduler) -> None:
+        """Add every job to ``scheduler``; each job runs alone (no overlap) and skips missed runs."""
+        common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
+        self.elect()
+        scheduler.add_job(
+            self._safely(self.elect), "interval", seconds=LEAD_INTERVAL, id="audit-elect", **common
+        )
+        scheduler.add_job(
+            self._safely(self.tick),
+            "interval",
+            seconds=self.runtime.config.drain_interval,
+            id="audit-tick",
+            **common,
+        )
+        scheduler.add_job(
+            self._safely(self.reap), "interval", seconds=REAP_INTERVAL, id="audit-reap", **common
+        )
+        scheduler.add_job(
+            self._safely(self.housekeeping),
+            "interval",
+            seconds=30,
+            id="audit-housekeeping",
+            **common,
+        )
+        scheduler.add_job(self._safely(self.purge), "cron", hour=3, minute=17, id="audit-retention", **common)
+
+    @staticmethod
+    def _safely(job):
+        """A job that fails (Redis down, say) logs and runs again next time; the clock lives on."""
+
+        def run() -> None:
+            try:
+                job()
+            except Exception as exc:
+                logger.warning("%s failed: %s", job.__name__, exc)
+
+        run.__name__ = job.__name__
+        return run
+
+
+def run_clock(runtime: AuditRuntime, broker: dramatiq.Broker, actors: AuditActors) -> None:
+    """Run the clock in the foreground until interrupted."""
+    scheduler = BlockingScheduler(timezone="UTC")
+    Clock(runtime, broker, actors).schedule(scheduler)
+    logger.info("audit clock started (interval %.2fs)", runtime.config.drain_interval)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass

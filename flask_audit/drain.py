@@ -1,0 +1,100 @@
+"""Drain one batch: claim, decode, insert idempotently, isolate poison, settle."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .errors import AuditValidationError
+from .event import AuditEvent
+from .queue import AuditQueue, Batch
+from .store import AuditStore, RejectedError, TransientStoreError
+
+
+@dataclass
+class DrainResult:
+    claimed: int = 0
+    inserted: int = 0
+    failed: int = 0
+
+
+def failure_record(raw: bytes, error: str, attempts: int, event_id: str | None = None) -> bytes:
+    """What the failed list holds for one event: enough to understand it and to requeue it."""
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "error": error,
+            "failed_at": datetime.now(timezone.utc).isoformat(),
+            "attempts": attempts,
+            "entry": raw.decode("utf-8", errors="replace"),
+        }
+    ).encode()
+
+
+class Drainer:
+    """Moves batches from the queue into the store."""
+
+    def __init__(self, queue: AuditQueue, store: AuditStore) -> None:
+        self.queue = queue
+        self.store = store
+
+    def drain_once(self, batch_size: int) -> DrainResult:
+        """Drain at most one batch. A transient database error puts the batch back at the head of
+        the line and re-raises ``TransientStoreError`` so the caller can back off."""
+        batch = self.queue.claim(batch_size)
+        if batch is None:
+            return DrainResult()
+        started = time.perf_counter()
+        events: list[tuple[bytes, AuditEvent]] = []
+        failures: list[bytes] = []
+        for raw in batch.entries:
+            try:
+                events.append((raw, AuditEvent.from_entry(raw)))
+            except AuditValidationError as exc:
+                failures.append(failure_record(raw, str(exc), attempts=1))
+        try:
+            inserted = self._insert_isolating(events, failures, attempt=1)
+        except TransientStoreError:
+            self._give_back(batch)
+            raise
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.queue.settle(batch, inserted=inserted, batch_ms=elapsed_ms, failures=failures)
+        return DrainResult(claimed=len(batch.entries), inserted=inserted, failed=len(failures))
+
+    def drain_all(self, batch_size: int) -> DrainResult:
+        """Drain until the queue is empty (CLI, cron jobs, tests)."""
+        total = DrainResult()
+        while True:
+            result = self.drain_once(batch_size)
+            if result.claimed == 0:
+                return total
+            total.claimed += result.claimed
+            total.inserted += result.inserted
+            total.failed += result.failed
+
+    def _insert_isolating(
+        self, events: list[tuple[bytes, AuditEvent]], failures: list[bytes], attempt: int
+    ) -> int:
+        """Insert ``events``; when the database rejects the batch, bisect until the bad events
+        are alone, insert the good ones, and file the bad ones in ``failures``."""
+        if not events:
+            return 0
+        try:
+            return self.store.insert([event for _, event in events])
+        except RejectedError as exc:
+            if len(events) == 1:
+                raw, event = events[0]
+                failures.append(failure_record(raw, str(exc), attempt, event.event_id))
+                return 0
+        middle = len(events) // 2
+        return self._insert_isolating(events[:middle], failures, attempt + 1) + self._insert_isolating(
+            events[middle:], failures, attempt + 1
+        )
+
+    def _give_back(self, batch: Batch) -> None:
+        try:
+            self.queue.requeue(batch)
+        except Exception:
+            pass

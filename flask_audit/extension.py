@@ -1,0 +1,167 @@
+"""FlaskAudit: the extension object, its request hooks, and log / critical / audited."""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+from flask import Flask, current_app, has_app_context
+
+from . import safety
+from .capture import echo_request_id, fill_from_request
+from .config import load_config
+from .event import build_event
+from .runtime import AuditRuntime
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FlaskAudit:
+    """Audit logging for a Flask app.
+
+    ``FlaskAudit(app)`` or ``FlaskAudit()`` then ``init_app(app)`` in a factory. Options given here
+    (``AUDIT_*`` keys) win over ``app.config``; ``redis`` passes a ready client (tests, or an app
+    that already has one); ``user_loader`` returns the current user's id.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        redis: redis.Redis | None = None,
+        user_loader: Callable[[], Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self.user_loader = user_loader
+        self._redis = redis
+        self._options = options
+        self._runtimes: weakref.WeakKeyDictionary[Flask, AuditRuntime] = weakref.WeakKeyDictionary()
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read the configuration, register the hooks and the monitoring routes."""
+        if "audit" in app.extensions:
+            raise RuntimeError(
+                "FlaskAudit is already registered on this app. Create one FlaskAudit per app, or"
+                " use the existing one from app.extensions['audit']."
+            )
+        config = load_config(app, self._options)
+        self._runtimes[app] = AuditRuntime(config, redis_client=self._redis)
+        app.after_request(echo_request_id)
+        from .routes import monitoring_blueprint  # the routes import this module's callers
+
+        app.register_blueprint(monitoring_blueprint(), url_prefix=config.monitoring_prefix)
+        app.extensions["audit"] = self
+
+    def runtime(self, app: Flask | None = None) -> AuditRuntime:
+        """The state of ``app``, of the current app, or of the only app this extension serves."""
+        if app is None and has_app_context():
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if app is not None:
+            try:
+                return self._runtimes[app]
+            except KeyError:
+                raise RuntimeError("FlaskAudit.init_app was not called for this app") from None
+        runtimes = list(self._runtimes.values())
+        if len(runtimes) == 1:
+            return runtimes[0]
+        raise RuntimeError("no app context: call inside `with app.app_context():`")
+
+    def log(
+        self,
+        event_type: str,
+        *,
+        user_id: str | int | None = None,
+        resource_type: str | None = None,
+        resource_id: str | int | None = None,
+        event_category: str = "info",
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        ip_address: str | None = None,
+        user_agent: str | None = None,
+        request_id: str | None = None,
+    ) -> str:
+        """Record an event without waiting for the database; returns its event_id.
+
+        Raises ``AuditValidationError`` (a ``ValueError``) for bad input. Never raises because
+        Redis or the database is unhealthy: the event is written through or spooled instead.
+        """
+        fields = {
+            "user_id": user_id,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "description": description,
+            "metadata": metadata,
+            "ip_address": ip_address,
+            "user_agent": user_agent,
+            "request_id": request_id,
+        }
+        runtime = self.runtime()
+        event = self._build(runtime, event_type, event_category, fields)
+        try:
+            runtime.submit(event)
+        except Exception as exc:
+            safety.swallowed(exc, "audit.log")
+            runtime._spool([event])
+        return event.event_id
+
+    def critical(self, event_type: str, **fields: Any) -> str:
+        """Record a critical event synchronously: stored (or safely queued) when this returns.
+
+        Takes the keywords of ``log``; the category is always ``critical``. Raises
+        ``AuditWriteError`` only when the database, Redis and the spool all failed.
+        """
+        fields.pop("event_category", None)
+        runtime = self.runtime()
+        event = self._build(runtime, event_type, "critical", fields)
+        runtime.write_critical(event)
+        return event.event_id
+
+    def audited(
+        self,
+        event_type: str,
+        *,
+        resource_id: str | Callable[..., Any] | None = None,
+        **fields: Any,
+    ) -> Callable[[F], F]:
+        """Decorate a view: record ``event_type`` after it succeeds (2xx or 3xx).
+
+        ``resource_id`` names a view argument, or is a callable given the response and the
+        view's arguments. Other keywords are passed to ``log``.
+        """
+
+        def decorate(view: F) -> F:
+            @functools.wraps(view)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                response = current_app.make_response(view(*args, **kwargs))
+                if 200 <= response.status_code < 400:
+                    try:
+                        rid = (
+                            resource_id(response, **kwargs)
+                            if callable(resource_id)
+                            else kwargs.get(resource_id)
+                            if resource_id
+                            else None
+                        )
+                        self.log(event_type, resource_id=rid, **fields)
+                    except Exception as exc:
+                        safety.swallowed(exc, f"audited({event_type})")
+                return response
+
+            return wrapper  # type: ignore[return-value]
+
+        return decorate
+
+    def _build(self, runtime: AuditRuntime, event_type: str, category: str, fields: dict[str, Any]):
+        fill_from_request(fields, self.user_loader)
+        return build_event(
+            event_type,
+            event_category=category,
+            max_metadata_bytes=runtime.config.max_metadata_bytes,
+            redact_keys=runtime.config.redact_keys,
+            **fields,
+        )

@@ -1,0 +1,21 @@
+-- Acknowledge a batch: forget it, file the events the database rejected, and count, in one step.
+-- KEYS[1] in-flight zset, KEYS[2] this batch's list, KEYS[3] failed list, KEYS[4] totals hash,
+-- KEYS[5] the current 10-second metrics bucket
+-- ARGV[1] batch id, ARGV[2] rows inserted, ARGV[3] batch milliseconds, ARGV[4] bucket TTL (s),
+-- ARGV[5..] failure records (JSON)
+local inserted = tonumber(ARGV[2])
+local failed = #ARGV - 4
+redis.call("ZREM", KEYS[1], ARGV[1])
+redis.call("DEL", KEYS[2])
+for i = 5, #ARGV do
+  redis.call("LPUSH", KEYS[3], ARGV[i])
+end
+redis.call("HINCRBY", KEYS[4], "inserted", inserted)
+redis.call("HINCRBY", KEYS[4], "failed", failed)
+redis.call("HINCRBY", KEYS[4], "batches", 1)
+redis.call("HINCRBY", KEYS[5], "inserted", inserted)
+redis.call("HINCRBY", KEYS[5], "failed", failed)
+redis.call("HINCRBY", KEYS[5], "batches", 1)
+redis.call("HINCRBYFLOAT", KEYS[5], "batch_ms", ARGV[3])
+redis.call("EXPIRE", KEYS[5], ARGV[4])
+return inserted

@@ -1,0 +1,115 @@
+"""Counters kept in Redis so that every process sees the same numbers; one snapshot read."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from .config import AuditConfig
+from .queue import BUCKET_SECONDS, BUCKET_TTL, bucket_key
+
+#: totals kept in the ``<prefix>metrics`` hash
+TOTALS = (
+    "enqueued",
+    "inserted",
+    "failed",
+    "batches",
+    "overflow",
+    "dropped",
+    "critical",
+    "write_through",
+    "spooled",
+    "critical_fallback",
+)
+#: buckets summed for the "last minute" figures: the current one and the five before it
+MINUTE_BUCKETS = 60 // BUCKET_SECONDS
+
+
+@dataclass
+class Snapshot:
+    """What the monitoring routes, the CLI and the alerts read."""
+
+    queue_length: int
+    priority_length: int
+    failed_length: int
+    current_batch_size: int
+    inserts_last_minute: int
+    failures_last_minute: int
+    batches_last_minute: int
+    avg_batch_time_ms: float
+    workers_alive: int
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+class Metrics:
+    """Reads and writes the shared counters of one app."""
+
+    def __init__(self, client: redis.Redis, config: AuditConfig) -> None:
+        self.client = client
+        self.config = config
+        self.totals_key = config.key("metrics")
+        self.workers_key = config.key("workers")
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        """Add to a total (and to the current bucket, for the per-minute figures)."""
+        bucket = bucket_key(self.config.key_prefix, time.time())
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hincrby(self.totals_key, name, amount)
+            pipe.hincrby(bucket, name, amount)
+            pipe.expire(bucket, BUCKET_TTL)
+            pipe.execute()
+
+    def set_batch_size(self, size: int) -> None:
+        self.client.hset(self.totals_key, "current_batch_size", size)
+
+    def heartbeat(self, worker_id: str) -> None:
+        """A worker says it is alive."""
+        self.client.hset(self.workers_key, worker_id, f"{time.time():.3f}")
+
+    def forget_worker(self, worker_id: str) -> None:
+        self.client.hdel(self.workers_key, worker_id)
+
+    def prune_workers(self) -> int:
+        """Drop heartbeats far older than the staleness limit; returns how many were dropped."""
+        limit = time.time() - 30 * self.config.heartbeat_seconds
+        stale = [w for w, at in self.client.hgetall(self.workers_key).items() if float(at) < limit]
+        if stale:
+            self.client.hdel(self.workers_key, *stale)
+        return len(stale)
+
+    def snapshot(self) -> Snapshot:
+        """Every number the monitoring needs, in one round trip."""
+        now = time.time()
+        buckets = [
+            bucket_key(self.config.key_prefix, now - i * BUCKET_SECONDS) for i in range(MINUTE_BUCKETS)
+        ]
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.totals_key)
+            pipe.llen(self.config.queue_key)
+            pipe.llen(self.config.key("priority"))
+            pipe.llen(self.config.failed_key)
+            pipe.hgetall(self.workers_key)
+            for key in buckets:
+                pipe.hgetall(key)
+            totals_raw, queue_len, priority_len, failed_len, workers, *bucket_rows = pipe.execute()
+        totals = {k.decode(): int(float(v)) for k, v in totals_raw.items()}
+        minute: dict[str, float] = {}
+        for row in bucket_rows:
+            for k, v in row.items():
+                minute[k.decode()] = minute.get(k.decode(), 0.0) + float(v)
+        batches = int(minute.get("batches", 0))
+        stale_after = now - 3 * self.config.heartbeat_seconds
+        return Snapshot(
+            queue_length=int(queue_len),
+            priority_length=int(priority_len),
+            failed_length=int(failed_len),
+            current_batch_size=totals.pop("current_batch_size", 0),
+            inserts_last_minute=int(minute.get("inserted", 0)),
+            failures_last_minute=int(minute.get("failed", 0)),
+            batches_last_minute=batches,
+            avg_batch_time_ms=round(minute.get("batch_ms", 0.0) / batches, 1) if batches else 0.0,
+            workers_alive=sum(1 for at in workers.values() if float(at) >= stale_after),
+            totals={name: totals.get(name, 0) for name in TOTALS},
+        )

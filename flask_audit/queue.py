@@ -1,0 +1,125 @@
+"""The capped Redis list events wait in: push with cap, claim, settle, requeue, reap, depth.
+
+Each operation is one Lua script from ``lua/`` (one round trip, atomic), registered per client.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+
+import redis
+
+from .config import AuditConfig
+
+#: seconds a 10-second metrics bucket is kept: an hour of history plus a margin
+BUCKET_TTL = 3900
+#: seconds covered by one metrics bucket
+BUCKET_SECONDS = 10
+
+
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", name).read_text()
+
+
+#: the scripts' text, read once at import
+SCRIPTS = {name: _script(f"{name}.lua") for name in ("push", "claim", "settle", "requeue")}
+
+
+def bucket_key(prefix: str, at: float) -> str:
+    """The key of the 10-second metrics bucket that holds time ``at``."""
+    return f"{prefix}metrics:{int(at) // BUCKET_SECONDS}"
+
+
+@dataclass
+class Batch:
+    """Entries claimed together; they stay in Redis under ``batch_id`` until settled."""
+
+    batch_id: str
+    entries: list[bytes]
+
+
+class AuditQueue:
+    """The Redis side of the pipeline, for one app's configuration and one Redis client."""
+
+    def __init__(self, client: redis.Redis, config: AuditConfig) -> None:
+        self.client = client
+        self.config = config
+        self.queue_key = config.queue_key
+        self.failed_key = config.failed_key
+        self.priority_key = config.key("priority")
+        self.inflight_key = config.key("inflight")
+        self.batch_prefix = config.key("batch:")
+        self.totals_key = config.key("metrics")
+        self._push = client.register_script(SCRIPTS["push"])
+        self._claim = client.register_script(SCRIPTS["claim"])
+        self._settle = client.register_script(SCRIPTS["settle"])
+        self._requeue = client.register_script(SCRIPTS["requeue"])
+
+    def push(self, entries: list[bytes]) -> int:
+        """Queue ``entries`` (oldest first) under the cap; returns how many were queued.
+
+        Entries past the cap are counted as dropped by the script under the ``drop`` policy; under
+        ``direct`` the caller must write them through.
+        """
+        keys = [self.queue_key, self.totals_key]
+        args = [self.config.max_queue_length, self.config.overflow_policy, *entries]
+        return int(self._push(keys=keys, args=args))
+
+    def push_priority(self, entry: bytes) -> None:
+        """Queue a critical event whose direct write failed: never capped, claimed first."""
+        self.client.lpush(self.priority_key, entry)
+
+    def claim(self, size: int) -> Batch | None:
+        """Claim up to ``size`` of the oldest entries; None when there is nothing to drain."""
+        batch_id = uuid.uuid4().hex
+        deadline_ms = int((time.time() + self.config.visibility_timeout) * 1000)
+        keys = [self.priority_key, self.queue_key, self.inflight_key, self.batch_prefix + batch_id]
+        entries = self._claim(keys=keys, args=[size, deadline_ms, batch_id])
+        return Batch(batch_id, list(entries)) if entries else None
+
+    def settle(self, batch: Batch, *, inserted: int, batch_ms: float, failures: list[bytes] = ()) -> None:
+        """Acknowledge ``batch``: file ``failures`` on the failed list and record the metrics."""
+        keys = [
+            self.inflight_key,
+            self.batch_prefix + batch.batch_id,
+            self.failed_key,
+            self.totals_key,
+            bucket_key(self.config.key_prefix, time.time()),
+        ]
+        self._settle(keys=keys, args=[batch.batch_id, inserted, f"{batch_ms:.3f}", BUCKET_TTL, *failures])
+
+    def requeue(self, batch: Batch) -> int:
+        """Put ``batch`` back at the tail of the queue (for a transient failure or a shutdown)."""
+        keys = [self.queue_key, self.inflight_key]
+        return int(self._requeue(keys=keys, args=[self.batch_prefix, "ids", batch.batch_id]))
+
+    def reap(self, now: float | None = None) -> int:
+        """Return every batch whose visibility timeout has passed; returns the events moved."""
+        now_ms = int((now if now is not None else time.time()) * 1000)
+        keys = [self.queue_key, self.inflight_key]
+        return int(self._requeue(keys=keys, args=[self.batch_prefix, "due", now_ms]))
+
+    def depth(self) -> int:
+        """Events waiting to be claimed (priority and normal)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.llen(self.queue_key)
+            pipe.llen(self.priority_key)
+            queued, priority = pipe.execute()
+        return int(queued) + int(priority)
+
+    def inflight_count(self) -> int:
+        """Events claimed by workers and not yet settled."""
+        ids = self.client.zrange(self.inflight_key, 0, -1)
+        if not ids:
+            return 0
+        with self.client.pipeline(transaction=False) as pipe:
+            for batch_id in ids:
+                pipe.llen(self.batch_prefix + batch_id.decode())
+            return sum(pipe.execute())
+
+    def failed_length(self) -> int:
+        """Events the database rejected, waiting for an operator."""
+        return int(self.client.llen(self.failed_key))

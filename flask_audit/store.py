@@ -1,0 +1,216 @@
+"""The ``audit_logs`` table: Peewee model, schema, idempotent batch insert, retention.
+
+PostgreSQL first (JSONB metadata, timestamptz, uuid); SQLite as the embedded default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import peewee
+from playhouse.db_url import connect
+
+from .errors import AuditError
+from .event import AuditEvent
+
+TABLE_NAME = "audit_logs"
+#: PostgreSQL SQLSTATEs that say "the database is not ready", not "this row is bad"
+TRANSIENT_PGCODES = {"42P01", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
+
+
+class TransientStoreError(AuditError):
+    """The database could not be reached or is not ready: keep the events and retry later."""
+
+
+class RejectedError(AuditError):
+    """The database refused the rows themselves: retrying will not help."""
+
+
+class JSONField(peewee.Field):
+    """JSONB on PostgreSQL, TEXT elsewhere; always a dict in Python."""
+
+    field_type = "AUDIT_JSON"
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+class UTCDateTimeField(peewee.Field):
+    """timestamptz on PostgreSQL; a sortable ISO string in UTC elsewhere. Always aware in Python."""
+
+    field_type = "AUDIT_TIMESTAMP"
+
+    def db_value(self, value: datetime | None) -> Any:
+        if value is None:
+            return None
+        value = value.astimezone(timezone.utc)
+        if isinstance(self.model._meta.database, peewee.PostgresqlDatabase):
+            return value
+        return value.isoformat(sep=" ", timespec="microseconds")
+
+    def python_value(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+FIELD_TYPES = {
+    "postgres": {"AUDIT_JSON": "JSONB", "AUDIT_TIMESTAMP": "TIMESTAMPTZ"},
+    "other": {"AUDIT_JSON": "TEXT", "AUDIT_TIMESTAMP": "VARCHAR(40)"},
+}
+
+
+class AuditLog(peewee.Model):
+    """One stored audit event. Bound per store (see ``AuditStore``), never to a global database."""
+
+    id = peewee.BigAutoField()
+    event_id = peewee.UUIDField(unique=True)
+    created_at = UTCDateTimeField()
+    event_type = peewee.CharField(max_length=100)
+    event_category = peewee.CharField(max_length=16)
+    user_id = peewee.CharField(max_length=255, null=True)
+    resource_type = peewee.CharField(max_length=100, null=True)
+    resource_id = peewee.CharField(max_length=255, null=True)
+    description = peewee.TextField(null=True)
+    metadata = JSONField(null=True)
+    ip_address = peewee.CharField(max_length=45, null=True)
+    user_agent = peewee.CharField(max_length=512, null=True)
+    request_id = peewee.CharField(max_length=128, null=True)
+
+    class Meta:
+        table_name = TABLE_NAME
+        indexes = (
+            (("user_id", "created_at"), False),
+            (("event_type", "created_at"), False),
+            (("resource_type", "resource_id"), False),
+            (("created_at",), False),
+            (("request_id",), False),
+        )
+
+
+def open_database(url: str) -> peewee.Database:
+    """Open a Peewee database from a URL, creating the folder of a SQLite file."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return connect(
+            url,
+            field_types=FIELD_TYPES["other"],
+            pragmas={"journal_mode": "wal", "busy_timeout": 5000},
+        )
+    if url.startswith(("postgres://", "postgresql://")):
+        return connect(url, field_types=FIELD_TYPES["postgres"])
+    return connect(url, field_types=FIELD_TYPES["other"])
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+        return True
+    code = getattr(getattr(exc, "orig", None) or exc.__cause__ or exc, "pgcode", None)
+    return code in TRANSIENT_PGCODES
+
+
+class AuditStore:
+    """Reads and writes ``audit_logs`` on one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.database = open_database(url)
+        self.model = _bound(self.database)
+
+    @property
+    def is_postgres(self) -> bool:
+        return isinstance(self.database, peewee.PostgresqlDatabase)
+
+    def create_schema(self) -> None:
+        """Create the table and its indexes; safe to run again."""
+        with self._translate():
+            self.database.create_tables([self.model], safe=True)
+
+    def insert(self, events: Sequence[AuditEvent]) -> int:
+        """Insert ``events`` in one transaction, skipping event_ids already stored.
+
+        Returns the number of new rows. Raises ``TransientStoreError`` when the database is
+        unreachable and ``RejectedError`` when it refuses the rows.
+        """
+        if not events:
+            return 0
+        rows = [event.to_row() for event in events]
+        with self._translate(), self.database.atomic():
+            query = self.model.insert_many(rows).on_conflict_ignore().as_rowcount()
+            return int(query.execute())
+
+    def count(self) -> int:
+        with self._translate():
+            return self.model.select().count()
+
+    def event_ids(self) -> list[str]:
+        """Every stored event_id (tests and ledgers)."""
+        with self._translate():
+            return [str(row[0]) for row in self.model.select(self.model.event_id).tuples()]
+
+    def purge_older_than(self, days: int, chunk: int = 5000) -> int:
+        """Delete rows older than ``days`` in chunks, so the table stays usable; returns rows deleted."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+        deleted = 0
+        with self._translate():
+            while True:
+                ids = self.model.select(self.model.id).where(self.model.created_at < cutoff).limit(chunk)
+                n = self.model.delete().where(self.model.id.in_(ids)).execute()
+                deleted += n
+                if n < chunk:
+                    return deleted
+
+    def recent(self, limit: int = 20, category: str | None = None) -> Iterable[AuditLog]:
+        query = self.model.select().order_by(self.model.created_at.desc()).limit(limit)
+        if category:
+            query = query.where(self.model.event_category == category)
+        with self._translate():
+            return list(query)
+
+    def close(self) -> None:
+        if not self.database.is_closed():
+            self.database.close()
+
+    def _translate(self) -> _Translate:
+        return _Translate(self.database)
+
+
+class _Translate:
+    """Turn driver errors into TransientStoreError / RejectedError, dropping a broken connection."""
+
+    def __init__(self, database: peewee.Database) -> None:
+        self.database = database
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, AuditError):
+            return False
+        if isinstance(exc, (peewee.PeeweeException, ValueError)):
+            if _is_transient(exc):
+                try:
+                    self.database.close()
+                except Exception:
+                    pass
+                raise TransientStoreError(f"database unavailable: {exc}") from exc
+            raise RejectedError(str(exc).strip()) from exc
+        return False
+
+
+def _bound(database: peewee.Database) -> type[AuditLog]:
+    """A subclass of AuditLog bound to ``database``, so several stores can live in one process."""
+
+    meta = type("Meta", (), {"database": database, "table_name": TABLE_NAME})
+    return type("AuditLog", (AuditLog,), {"Meta": meta, "__module__": __name__})

@@ -1,0 +1,130 @@
+"""The Dramatiq side: the broker, the drain actor and the worker heartbeat, declared per app.
+
+Actors are declared with an explicit broker by ``declare``, never at import time, so nothing can
+bind to Dramatiq's default localhost broker by accident and two apps can live in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Middleware
+
+from .drain import Drainer
+from .runtime import AuditRuntime
+from .store import TransientStoreError
+
+logger = logging.getLogger("flask_audit.worker")
+
+#: name of the drain actor in Dramatiq
+DRAIN_ACTOR = "audit_drain"
+#: milliseconds a dead drain message is kept in Dramatiq's dead-letter set
+DEAD_MESSAGE_TTL_MS = 3_600_000
+
+
+class DatabaseUnavailable(Exception):
+    """Raised by the actor so that Dramatiq retries it with back-off; the events stay in Redis."""
+
+
+class Heartbeat(Middleware):
+    """Writes this worker process's heartbeat so monitoring can tell a worker is running."""
+
+    def __init__(self, runtime: AuditRuntime) -> None:
+        self.runtime = runtime
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._stop = threading.Event()
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.clear()
+        threading.Thread(target=self._beat, name="audit-heartbeat", daemon=True).start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+        try:
+            self.runtime.background_metrics.forget_worker(self.worker_id)
+        except Exception:
+            pass
+
+    def _beat(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.runtime.background_metrics.heartbeat(self.worker_id)
+            except Exception as exc:
+                logger.warning("heartbeat failed: %s", exc)
+            self._stop.wait(self.runtime.config.heartbeat_seconds)
+
+
+def build_broker(runtime: AuditRuntime) -> dramatiq.Broker:
+    """A Redis broker on the audit Redis, its keys under the audit prefix."""
+    return RedisBroker(
+        client=runtime.background_redis,
+        namespace=runtime.config.key("dramatiq"),
+        # A failed drain message holds no events (they stay in the audit queue), so there is
+        # nothing to keep it for: an hour is enough to look at it.
+        dead_message_ttl=DEAD_MESSAGE_TTL_MS,
+    )
+
+
+@dataclass
+class AuditActors:
+    drain: dramatiq.Actor
+
+
+def declare(broker: dramatiq.Broker, runtime: AuditRuntime) -> AuditActors:
+    """Declare the drain actor on ``broker`` and add the heartbeat; returns the actors."""
+    drainer = Drainer(runtime.background_queue, runtime.store)
+
+    def audit_drain(batch_size: int) -> int:
+        """Drain one batch of at most ``batch_size`` events; returns the rows inserted."""
+        try:
+            result = drainer.drain_once(int(batch_size))
+        except TransientStoreError as exc:
+            raise DatabaseUnavailable(str(exc)) from None
+        return result.inserted
+
+    config = runtime.config
+    actor = dramatiq.Actor(
+        audit_drain,
+        broker=broker,
+        actor_name=DRAIN_ACTOR,
+        queue_name=config.dramatiq_queue,
+        priority=0,
+        options={
+            "max_retries": 1000,
+            "min_backoff": 500,
+            "max_backoff": config.retry_max_backoff * 1000,
+            "retry_when": lambda retries, exc: isinstance(exc, DatabaseUnavailable),
+        },
+    )
+    broker.add_middleware(Heartbeat(runtime))
+    return AuditActors(drain=actor)
+
+
+def pending_drains(broker: dramatiq.Broker, queue_name: str) -> int:
+    """Drain messages sent and not yet acknowledged, including those waiting to be retried."""
+    if isinstance(broker, RedisBroker):
+        with broker.client.pipeline(transaction=False) as pipe:
+            pipe.hlen(f"{broker.namespace}:{queue_name}.msgs")
+            pipe.hlen(f"{broker.namespace}:{queue_name}.DQ.msgs")
+            return sum(pipe.execute())
+    if isinstance(broker, StubBroker):
+        return sum(
+            broker.queues[name].qsize() for name in (queue_name, f"{queue_name}.DQ") if name in broker.queues
+        )
+    raise TypeError(f"cannot count pending messages on {type(broker).__name__}")
+
+
+def setup(runtime: AuditRuntime, *, make_global: bool = True) -> tuple[dramatiq.Broker, AuditActors]:
+    """Build the broker of ``runtime``, optionally make it Dramatiq's global one (the ``dramatiq``
+    command reads that), and declare the actors on it."""
+    broker = build_broker(runtime)
+    if make_global:
+        dramatiq.set_broker(broker)
+    return broker, declare(broker, runtime)
