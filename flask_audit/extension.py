@@ -52,6 +52,9 @@ class FlaskAudit:
         config = load_config(app, self._options)
         self._runtimes[app] = AuditRuntime(config, redis_client=self._redis)
         app.after_request(echo_request_id)
+        from .cli import audit_cli
+
+        app.cli.add_command(audit_cli)  # also an entry point; this makes app.test_cli_runner() see it
         from .routes import monitoring_blueprint  # the routes import this module's callers
 
         app.register_blueprint(monitoring_blueprint(), url_prefix=config.monitoring_prefix)

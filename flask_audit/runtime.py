@@ -125,7 +125,7 @@ class AuditRuntime:
             self._count("critical")
             return "stored"
         except AuditError as exc:
-            errors.append(f"database: {exc}")
+            errors.append(f"database: {_one_line(exc)}")
         entry = event.to_entry()
         try:
             self.queue.push_priority(entry)
@@ -133,13 +133,13 @@ class AuditRuntime:
             return "queued"
         except redis.RedisError as exc:
             self.breaker.record_failure()
-            errors.append(f"redis: {exc}")
+            errors.append(f"redis: {_one_line(exc)}")
         try:
             self.spool.append(entry)
             self._count("spooled")
             return "spooled"
         except OSError as exc:
-            errors.append(f"spool: {exc}")
+            errors.append(f"spool: {_one_line(exc)}")
         raise AuditWriteError(f"critical event {event.event_id} not stored: " + "; ".join(errors))
 
     def deliver(self, entries: list[bytes]) -> None:
@@ -208,3 +208,7 @@ class AuditRuntime:
             safety.swallowed(exc, "redis metrics")
             with self._lock:
                 self._unsent_counts.update(counts)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

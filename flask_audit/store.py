@@ -147,7 +147,14 @@ class AuditStore:
             return 0
         rows = [event.to_row() for event in events]
         with self._translate(), self.database.atomic():
-            query = self.model.insert_many(rows).on_conflict_ignore().as_rowcount()
+            # ON CONFLICT (event_id) DO NOTHING on both PostgreSQL and SQLite: only a duplicate
+            # event_id is skipped, every other violation still raises (SQLite's INSERT OR IGNORE
+            # would silently drop a row that breaks NOT NULL).
+            query = (
+                self.model.insert_many(rows)
+                .on_conflict(action="nothing", conflict_target=[self.model.event_id])
+                .as_rowcount()
+            )
             return int(query.execute())
 
     def count(self) -> int:

@@ -79,12 +79,11 @@ class AuditActors:
 
 def declare(broker: dramatiq.Broker, runtime: AuditRuntime) -> AuditActors:
     """Declare the drain actor on ``broker`` and add the heartbeat; returns the actors."""
-    drainer = Drainer(runtime.background_queue, runtime.store)
 
     def audit_drain(batch_size: int) -> int:
         """Drain one batch of at most ``batch_size`` events; returns the rows inserted."""
         try:
-            result = drainer.drain_once(int(batch_size))
+            result = Drainer(runtime.background_queue, runtime.store).drain_once(int(batch_size))
         except TransientStoreError as exc:
             raise DatabaseUnavailable(str(exc)) from None
         return result.inserted

@@ -1,0 +1,170 @@
+"""Fixtures: apps, fakeredis, the real Redis and PostgreSQL of this machine, swallowed errors.
+
+Real services are required when CI or AUDIT_TEST_REQUIRE_SERVICES is set: a test that needs one
+then fails, never skips, when it cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fakeredis
+import psycopg2
+import pytest
+import redis
+from flask import Flask
+
+from flask_audit import FlaskAudit, safety
+
+REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("AUDIT_TEST_REQUIRE_SERVICES"))
+REDIS_URL = os.environ.get("AUDIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN_DSN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def unavailable(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable: {exc}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (required: CI or AUDIT_TEST_REQUIRE_SERVICES is set)", pytrace=False)
+    pytest.skip(message)
+
+
+# -- errors the request path swallows: fatal in tests unless a test expects them --------------
+
+
+@pytest.fixture(autouse=True)
+def swallowed_errors(request: pytest.FixtureRequest) -> Iterator[list[tuple[BaseException, str]]]:
+    """Collects what flask_audit swallowed; fails the test at teardown unless it is marked
+    ``expect_swallowed`` (fault tests, which assert on the list themselves)."""
+    caught: list[tuple[BaseException, str]] = []
+
+    def listener(exc: BaseException, where: str) -> None:
+        caught.append((exc, where))
+
+    safety.listeners.append(listener)
+    yield caught
+    safety.listeners.remove(listener)
+    if caught and request.node.get_closest_marker("expect_swallowed") is None:
+        exc, where = caught[0]
+        raise AssertionError(f"flask_audit swallowed an error in {where}: {exc!r}") from exc
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "expect_swallowed: the test injects faults the request path absorbs")
+
+
+# -- Redis ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_redis() -> redis.Redis:
+    """A private in-memory Redis with Lua (fakeredis + lupa)."""
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.fixture(scope="session")
+def real_redis_client() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis at {REDIS_URL}", exc)
+    return client
+
+
+@pytest.fixture
+def key_prefix(real_redis_client: redis.Redis) -> Iterator[str]:
+    """A keyspace of its own for one test on the real Redis, deleted afterwards."""
+    prefix = f"audit-test-{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    keys = list(real_redis_client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        real_redis_client.delete(*keys)
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def any_redis(request: pytest.FixtureRequest) -> tuple[redis.Redis, str]:
+    """Both implementations: (client, key prefix)."""
+    if request.param == "fakeredis":
+        return fakeredis.FakeRedis(server=fakeredis.FakeServer()), "audit:"
+    client = request.getfixturevalue("real_redis_client")
+    return client, request.getfixturevalue("key_prefix")
+
+
+# -- databases ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database created for this test session and dropped after it; yields its URL."""
+    name = f"flask_audit_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg2.connect(PG_ADMIN_DSN)
+    except psycopg2.Error as exc:
+        unavailable(f"PostgreSQL at {PG_ADMIN_DSN}", exc)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.close()
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """The session's PostgreSQL database with an empty audit_logs table."""
+    conn = psycopg2.connect(pg_database)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS audit_logs")
+    conn.close()
+    return pg_database
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path}/audit.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+# -- apps -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_app(tmp_path: Any) -> Callable[..., tuple[Flask, FlaskAudit]]:
+    """Build an app with FlaskAudit; keyword arguments are AUDIT_* options. Schema created."""
+    built: list[FlaskAudit] = []
+
+    def factory(
+        redis_client: redis.Redis | None = None,
+        user_loader: Callable[[], Any] | None = None,
+        create_schema: bool = True,
+        **options: Any,
+    ) -> tuple[Flask, FlaskAudit]:
+        app = Flask(f"test_app_{len(built)}", instance_path=str(tmp_path / f"instance{len(built)}"))
+        app.config["TESTING"] = True
+        options.setdefault("AUDIT_DATABASE_URL", f"sqlite:///{tmp_path}/audit{len(built)}.db")
+        options.setdefault("AUDIT_SPOOL_PATH", str(tmp_path / f"spool{len(built)}.jsonl"))
+        audit = FlaskAudit(app, redis=redis_client, user_loader=user_loader, **options)
+        built.append(audit)
+        if create_schema:
+            audit.runtime(app).store.create_schema()
+        return app, audit
+
+    yield factory
+    for audit in built:
+        for runtime in list(audit._runtimes.values()):
+            if "store" in runtime.__dict__:
+                runtime.store.close()

@@ -1,0 +1,86 @@
+"""Draining: batches land in order, poison is isolated, a database outage keeps the events."""
+
+import json
+
+import pytest
+
+from flask_audit.drain import Drainer
+from flask_audit.event import build_event
+from flask_audit.store import AuditStore, TransientStoreError
+
+
+@pytest.fixture
+def pipeline(make_app, any_redis, any_db_url):
+    client, prefix = any_redis
+    app, audit = make_app(redis_client=client, AUDIT_KEY_PREFIX=prefix, AUDIT_DATABASE_URL=any_db_url)
+    runtime = audit.runtime(app)
+    return app, audit, runtime, Drainer(runtime.queue, runtime.store)
+
+
+def test_events_land_once_in_order(pipeline):
+    app, audit, runtime, drainer = pipeline
+    with app.app_context():
+        ids = [audit.log("api_key_created", user_id=i) for i in range(250)]
+    result = drainer.drain_all(100)
+    assert (result.claimed, result.inserted, result.failed) == (250, 250, 0)
+    rows = list(runtime.store.model.select().order_by(runtime.store.model.id))
+    assert [str(r.event_id) for r in rows] == ids
+    assert runtime.queue.depth() == 0 and runtime.queue.inflight_count() == 0
+
+
+def test_redelivered_batch_creates_no_duplicates(pipeline):
+    app, audit, runtime, drainer = pipeline
+    with app.app_context():
+        for i in range(10):
+            audit.log("x", user_id=i)
+    batch = runtime.queue.claim(10)
+    runtime.store.insert([__import__("flask_audit").AuditEvent.from_entry(e) for e in batch.entries])
+    runtime.queue.requeue(batch)  # as if the worker died before acknowledging
+    result = drainer.drain_all(100)
+    assert result.claimed == 10 and result.inserted == 0
+    assert runtime.store.count() == 10
+
+
+def test_poison_is_isolated_and_the_rest_lands(pipeline):
+    app, audit, runtime, drainer = pipeline
+    good = [build_event("ok", user_id=i) for i in range(9)]
+    rejected = build_event("ok")
+    row = rejected.to_row()
+    # An entry that passes decoding but that the database refuses (NOT NULL event_type).
+    poison = json.dumps({**row, "created_at": row["created_at"].isoformat(), "v": 1, "event_type": None})
+    entries = (
+        [e.to_entry() for e in good[:4]] + [b"{not json", poison.encode()] + [e.to_entry() for e in good[4:]]
+    )
+    runtime.queue.push(entries)
+    result = drainer.drain_once(100)
+    assert (result.claimed, result.inserted, result.failed) == (11, 9, 2)
+    assert runtime.store.count() == 9
+    failed = [json.loads(raw) for raw in runtime.queue.client.lrange(runtime.queue.failed_key, 0, -1)]
+    errors = sorted(f["error"] for f in failed)
+    assert errors[0].startswith("entry: is not valid JSON")
+    assert any("event_type" in f["error"] for f in failed)
+    assert all(f["failed_at"] and f["attempts"] >= 1 and f["entry"] for f in failed)
+    assert runtime.queue.inflight_count() == 0
+
+
+def test_database_outage_keeps_events_in_redis(make_app, any_redis, tmp_path):
+    client, prefix = any_redis
+    app, audit = make_app(
+        redis_client=client,
+        AUDIT_KEY_PREFIX=prefix,
+        AUDIT_DATABASE_URL="postgresql://postgres@127.0.0.1:1/unreachable",
+        create_schema=False,
+    )
+    runtime = audit.runtime(app)
+    with app.app_context():
+        ids = [audit.log("x", user_id=i) for i in range(5)]
+    drainer = Drainer(runtime.queue, runtime.store)
+    with pytest.raises(TransientStoreError):
+        drainer.drain_once(100)
+    assert runtime.queue.depth() == 5 and runtime.queue.inflight_count() == 0
+    assert runtime.queue.failed_length() == 0
+    # The database comes back: everything lands, nothing failed.
+    healthy = AuditStore(f"sqlite:///{tmp_path}/back.db")
+    healthy.create_schema()
+    assert Drainer(runtime.queue, healthy).drain_all(100).inserted == 5
+    assert sorted(healthy.event_ids()) == sorted(ids)

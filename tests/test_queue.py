@@ -1,0 +1,102 @@
+"""The capped list, on fakeredis and on the real Redis: cap, policy counters, claim, settle, reap."""
+
+import json
+import time
+
+import pytest
+from flask import Flask
+
+from flask_audit.config import load_config
+from flask_audit.queue import AuditQueue
+
+
+@pytest.fixture
+def make_queue(any_redis, tmp_path):
+    client, prefix = any_redis
+
+    def factory(**options):
+        options.setdefault("AUDIT_KEY_PREFIX", prefix)
+        app = Flask("q", instance_path=str(tmp_path))
+        return AuditQueue(client, load_config(app, options))
+
+    return factory
+
+
+def totals(queue):
+    return {k.decode(): int(v) for k, v in queue.client.hgetall(queue.totals_key).items()}
+
+
+def test_push_respects_the_cap_and_counts(make_queue):
+    queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=3)
+    assert queue.push([b"a", b"b"]) == 2
+    assert queue.push([b"c", b"d", b"e"]) == 1
+    assert queue.depth() == 3
+    assert totals(queue) == {"enqueued": 3}  # "direct": the caller counts overflow after writing
+
+
+def test_drop_policy_counts_dropped_in_the_same_step(make_queue):
+    queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=2, AUDIT_OVERFLOW_POLICY="drop")
+    assert queue.push([b"a", b"b", b"c"]) == 2
+    assert queue.push([b"d"]) == 0
+    assert totals(queue) == {"enqueued": 2, "dropped": 2}
+
+
+def test_claim_takes_the_oldest_first_and_keeps_order(make_queue):
+    queue = make_queue()
+    for i in range(5):
+        queue.push([f"e{i}".encode()])
+    batch = queue.claim(3)
+    assert batch.entries == [b"e0", b"e1", b"e2"]
+    assert queue.depth() == 2
+    assert queue.inflight_count() == 3
+    assert queue.claim(10).entries == [b"e3", b"e4"]
+    assert queue.claim(10) is None
+
+
+def test_priority_entries_are_claimed_before_the_queue(make_queue):
+    queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=1)
+    queue.push([b"normal"])
+    queue.push_priority(b"critical")  # never capped
+    assert queue.depth() == 2
+    assert queue.claim(5).entries == [b"critical", b"normal"]
+
+
+def test_settle_files_failures_and_records_metrics(make_queue):
+    queue = make_queue()
+    queue.push([b"a", b"b", b"c"])
+    batch = queue.claim(3)
+    queue.settle(batch, inserted=2, batch_ms=12.5, failures=[json.dumps({"error": "bad"}).encode()])
+    assert queue.inflight_count() == 0
+    assert queue.failed_length() == 1
+    assert totals(queue) == {"enqueued": 3, "inserted": 2, "failed": 1, "batches": 1}
+
+
+def test_requeue_returns_a_batch_ahead_of_newer_events_in_order(make_queue):
+    queue = make_queue()
+    queue.push([b"a", b"b", b"c"])
+    batch = queue.claim(2)
+    queue.push([b"d"])
+    assert queue.requeue(batch) == 2
+    assert queue.inflight_count() == 0
+    assert queue.claim(10).entries == [b"a", b"b", b"c", b"d"]
+
+
+def test_reaper_returns_only_batches_past_their_visibility_timeout(make_queue):
+    queue = make_queue(AUDIT_VISIBILITY_TIMEOUT_SECONDS=30)
+    queue.push([b"a", b"b", b"c"])
+    stuck = queue.claim(2)
+    assert queue.reap() == 0  # still within its 30 s
+    assert queue.reap(now=time.time() + 31) == 2
+    assert queue.claim(10).entries == [b"a", b"b", b"c"]
+    queue.settle(stuck, inserted=0, batch_ms=1)  # a late ack of a reaped batch is harmless
+    assert queue.depth() == 0
+
+
+def test_large_batches_are_claimed_whole(make_queue):
+    queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=20000)
+    entries = [f"{i}".encode() for i in range(12000)]
+    for start in range(0, len(entries), 1000):
+        queue.push(entries[start : start + 1000])
+    batch = queue.claim(12000)
+    assert batch.entries == entries
+    assert queue.inflight_count() == 12000

@@ -1,0 +1,108 @@
+"""The audit_logs table on SQLite and on the real PostgreSQL."""
+
+from datetime import datetime, timedelta, timezone
+
+import psycopg2
+import pytest
+
+from flask_audit.event import build_event
+from flask_audit.store import AuditStore, RejectedError, TransientStoreError
+
+
+@pytest.fixture
+def store(any_db_url):
+    store = AuditStore(any_db_url)
+    store.create_schema()
+    yield store
+    store.close()
+
+
+def test_schema_is_safe_to_create_twice(store):
+    store.create_schema()
+    assert store.count() == 0
+
+
+def test_insert_is_idempotent_on_event_id(store):
+    events = [build_event("api_key_created", user_id=i) for i in range(5)]
+    assert store.insert(events) == 5
+    assert store.insert(events[2:] + [build_event("api_key_deleted")]) == 1
+    assert store.count() == 6
+    stored = store.event_ids()
+    assert len(stored) == len(set(stored)) == 6
+    assert {e.event_id for e in events} <= set(stored)
+
+
+def test_values_come_back_as_written(store):
+    event = build_event(
+        "permanent_ban_applied",
+        event_category="critical",
+        user_id="u9",
+        resource_type="account",
+        metadata={"violation_count": 3, "ban_level": "PERMANENT", "nested": {"list": [1, "two"]}},
+        ip_address="10.1.2.3",
+        user_agent="ua",
+        request_id="rid",
+        created_at=datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=timezone.utc),
+    )
+    store.insert([event])
+    row = store.recent(1)[0]
+    assert str(row.event_id) == event.event_id
+    assert row.created_at == event.created_at
+    assert row.metadata == event.metadata
+    assert (row.user_id, row.ip_address, row.request_id, row.event_category) == (
+        "u9",
+        "10.1.2.3",
+        "rid",
+        "critical",
+    )
+
+
+def test_purge_removes_only_rows_past_retention(store):
+    old = datetime.now(timezone.utc) - timedelta(days=91)
+    store.insert([build_event("old", created_at=old + timedelta(seconds=i)) for i in range(7)])
+    store.insert([build_event("new")])
+    assert store.purge_older_than(90, chunk=3) == 7
+    assert [row.event_type for row in store.recent()] == ["new"]
+
+
+def test_postgres_schema_uses_native_types_and_indexes(pg_url):
+    store = AuditStore(pg_url)
+    store.create_schema()
+    conn = psycopg2.connect(pg_url)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'audit_logs'"
+        )
+        types = dict(cur.fetchall())
+        cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_logs'")
+        indexes = " ".join(row[0] for row in cur.fetchall())
+    conn.close()
+    store.close()
+    assert types["metadata"] == "jsonb"
+    assert types["created_at"] == "timestamp with time zone"
+    assert types["event_id"] == "uuid"
+    assert "UNIQUE INDEX" in indexes and "(event_id)" in indexes
+    assert "(user_id, created_at)" in indexes
+    assert "(event_type, created_at)" in indexes
+    assert "(resource_type, resource_id)" in indexes
+
+
+def test_unreachable_database_is_transient(tmp_path):
+    store = AuditStore("postgresql://postgres@127.0.0.1:1/nothing")
+    with pytest.raises(TransientStoreError):
+        store.insert([build_event("x")])
+
+
+def test_missing_table_is_transient_not_poison(pg_url):
+    store = AuditStore(pg_url)  # no create_schema
+    with pytest.raises(TransientStoreError):
+        store.insert([build_event("x")])
+    store.close()
+
+
+def test_rejected_rows_are_not_transient(store):
+    event = build_event("x")
+    bad = event.__class__(**{**event.to_row(), "event_type": None})  # bypasses validation
+    with pytest.raises(RejectedError):
+        store.insert([bad])
+    assert store.count() == 0

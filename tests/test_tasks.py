@@ -1,0 +1,109 @@
+"""The Dramatiq actor and the clock, in-process with StubBroker and Worker."""
+
+import pytest
+from dramatiq import Worker
+from dramatiq.brokers.stub import StubBroker
+
+from flask_audit.clock import Clock
+from flask_audit.store import TransientStoreError
+from flask_audit.tasks import declare, pending_drains
+
+
+@pytest.fixture
+def stub(make_app, any_redis, any_db_url):
+    client, prefix = any_redis
+    app, audit = make_app(
+        redis_client=client,
+        AUDIT_KEY_PREFIX=prefix,
+        AUDIT_DATABASE_URL=any_db_url,
+        AUDIT_MAX_PENDING_DRAINS=4,
+    )
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    actors = declare(broker, runtime)
+    clock = Clock(runtime, broker, actors)
+    yield app, audit, runtime, broker, clock
+    broker.close()
+
+
+def test_clock_sizes_batches_by_depth_and_bounds_pending_drains(stub):
+    app, audit, runtime, broker, clock = stub
+    assert clock.elect()
+    with app.app_context():
+        for i in range(1200):
+            audit.log("x", user_id=i)
+    assert clock.tick() == 4  # ceil(1200 / 300) = 4, also the bound
+    assert runtime.metrics.snapshot().current_batch_size == 300
+    assert pending_drains(broker, runtime.config.dramatiq_queue) == 4
+    assert clock.tick() == 0  # still pending: nothing more is sent
+
+
+def test_worker_drains_what_the_clock_sends(stub):
+    app, audit, runtime, broker, clock = stub
+    clock.elect()
+    with app.app_context():
+        ids = [audit.log("x", user_id=i) for i in range(250)]
+    worker = Worker(broker, worker_timeout=50)
+    worker.start()
+    try:
+        clock.tick()
+        broker.join(runtime.config.dramatiq_queue)
+        worker.join()
+    finally:
+        worker.stop()
+    assert sorted(runtime.store.event_ids()) == sorted(ids)
+    assert runtime.queue.depth() == 0
+    snapshot = runtime.metrics.snapshot()
+    assert snapshot.inserts_last_minute == 250 and snapshot.totals["inserted"] == 250
+
+
+def test_only_one_clock_leads(stub):
+    app, audit, runtime, broker, clock = stub
+    other = Clock(runtime, broker, clock.actors)
+    assert clock.elect() is True
+    assert other.elect() is False
+    with app.app_context():
+        audit.log("x")
+    assert other.tick() == 0 and other.reap() == 0
+    assert clock.tick() == 1
+
+
+class FlakyStore:
+    """A store whose database is "down" for the first ``outages`` inserts."""
+
+    def __init__(self, store, outages):
+        self.store, self.outages, self.attempts = store, outages, 0
+
+    def insert(self, events):
+        self.attempts += 1
+        if self.attempts <= self.outages:
+            raise TransientStoreError("database unavailable: connection refused")
+        return self.store.insert(events)
+
+    def close(self):
+        self.store.close()
+
+
+def test_database_outage_retries_with_backoff_and_loses_nothing(make_app, fake_redis, tmp_path):
+    app, audit = make_app(redis_client=fake_redis)
+    runtime = audit.runtime(app)
+    flaky = FlakyStore(runtime.store, outages=3)
+    runtime.__dict__["store"] = flaky
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    actors = declare(broker, runtime)
+    with app.app_context():
+        ids = [audit.log("x", user_id=i) for i in range(10)]
+    worker = Worker(broker, worker_timeout=50)
+    worker.start()
+    try:
+        actors.drain.send(100)
+        broker.join(runtime.config.dramatiq_queue, timeout=20_000)
+        worker.join()
+    finally:
+        worker.stop()
+        broker.close()
+    assert flaky.attempts == 4  # three refusals, retried with back-off, then success
+    assert sorted(flaky.store.event_ids()) == sorted(ids)
+    assert runtime.queue.failed_length() == 0 and runtime.queue.depth() == 0
