@@ -131,12 +131,14 @@ class Clock:
             except Exception as exc:
                 logger.warning("%s failed: %s", job.__name__, exc)
 
-        run.__name__ = job.__name__
+        run.__name__ = run.__qualname__ = f"audit-{job.__name__}"
         return run
 
 
 def run_clock(runtime: AuditRuntime, broker: dramatiq.Broker, actors: AuditActors) -> None:
     """Run the clock in the foreground until interrupted."""
+    # APScheduler logs every run at INFO: once a second is noise, keep its warnings only.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = BlockingScheduler(timezone="UTC")
     Clock(runtime, broker, actors).schedule(scheduler)
     logger.info("audit clock started (interval %.2fs)", runtime.config.drain_interval)

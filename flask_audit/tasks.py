@@ -80,13 +80,13 @@ class AuditActors:
 def declare(broker: dramatiq.Broker, runtime: AuditRuntime) -> AuditActors:
     """Declare the drain actor on ``broker`` and add the heartbeat; returns the actors."""
 
-    def audit_drain(batch_size: int) -> int:
-        """Drain one batch of at most ``batch_size`` events; returns the rows inserted."""
+    def audit_drain(batch_size: int) -> None:
+        """Drain one batch of at most ``batch_size`` events."""
         try:
             result = Drainer(runtime.background_queue, runtime.store).drain_once(int(batch_size))
         except TransientStoreError as exc:
             raise DatabaseUnavailable(str(exc)) from None
-        return result.inserted
+        logger.debug("drained %d: %d inserted, %d failed", result.claimed, result.inserted, result.failed)
 
     config = runtime.config
     actor = dramatiq.Actor(
