@@ -41,9 +41,11 @@ def _pipe(name: str, stream) -> None:
 
 def stop(processes: dict[str, subprocess.Popen]) -> None:
     """SIGTERM every process group, then SIGKILL what is still running after the grace period."""
+    # The leader only: a process group-wide SIGTERM would reach dramatiq's worker processes twice
+    # (from us and from their parent), and dramatiq takes a second signal as "kill now".
     for proc in processes.values():
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE
     for proc in processes.values():
         try:

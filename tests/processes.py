@@ -37,9 +37,11 @@ class Process:
             os.killpg(self.proc.pid, sig)
 
     def stop(self, timeout: float = 15) -> int | None:
-        """SIGTERM the group, SIGKILL it if it has not gone within ``timeout``."""
+        """SIGTERM the leader (it stops its children), SIGKILL the group if it has not gone
+        within ``timeout``."""
         try:
-            self.signal(signal.SIGTERM)
+            if self.alive():
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
