@@ -17,7 +17,7 @@ from .tasks import AuditActors, pending_drains
 
 logger = logging.getLogger("flask_audit.clock")
 
-#: seconds between two reaper runs (the visibility timeout itself is configuration)
+#: seconds between two reaper runs at most; shorter when the visibility timeout is short
 REAP_INTERVAL = 5
 #: seconds between two leadership renewals, and the lease is three of them
 LEAD_INTERVAL = 2
@@ -110,7 +110,11 @@ class Clock:
             **common,
         )
         scheduler.add_job(
-            self._safely(self.reap), "interval", seconds=REAP_INTERVAL, id="audit-reap", **common
+            self._safely(self.reap),
+            "interval",
+            seconds=min(REAP_INTERVAL, max(0.5, self.runtime.config.visibility_timeout / 3)),
+            id="audit-reap",
+            **common,
         )
         scheduler.add_job(
             self._safely(self.housekeeping),

@@ -27,6 +27,12 @@ logger = logging.getLogger("flask_audit.worker")
 DRAIN_ACTOR = "audit_drain"
 #: milliseconds a dead drain message is kept in Dramatiq's dead-letter set
 DEAD_MESSAGE_TTL_MS = 3_600_000
+#: milliseconds without a heartbeat before Dramatiq deems a worker dead and requeues the drain
+#: messages it held (Dramatiq's default is 60 s; drains are cheap to redo, so we want them sooner)
+BROKER_HEARTBEAT_TIMEOUT_MS = 15_000
+#: Dramatiq commands per million that also run its maintenance (requeueing dead workers'
+#: messages); 5 % rather than 0.1 %, so that it happens within seconds of the timeout
+BROKER_MAINTENANCE_CHANCE = 50_000
 
 
 class DatabaseUnavailable(Exception):
@@ -69,6 +75,8 @@ def build_broker(runtime: AuditRuntime) -> dramatiq.Broker:
         # A failed drain message holds no events (they stay in the audit queue), so there is
         # nothing to keep it for: an hour is enough to look at it.
         dead_message_ttl=DEAD_MESSAGE_TTL_MS,
+        heartbeat_timeout=BROKER_HEARTBEAT_TIMEOUT_MS,
+        maintenance_chance=BROKER_MAINTENANCE_CHANCE,
     )
 
 

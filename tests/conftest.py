@@ -7,6 +7,7 @@ then fails, never skips, when it cannot be reached.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +19,7 @@ import redis
 from flask import Flask
 
 from flask_audit import FlaskAudit, safety
+from tests.processes import Process, python
 
 REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("AUDIT_TEST_REQUIRE_SERVICES"))
 REDIS_URL = os.environ.get("AUDIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -107,8 +109,11 @@ def pg_database() -> Iterator[str]:
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
     base = PG_ADMIN_DSN.rsplit("/", 1)[0]
     yield f"{base}/{name}"
+    admin = psycopg2.connect(PG_ADMIN_DSN)  # anew: a fault test may have restarted the server
+    admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -168,3 +173,49 @@ def make_app(tmp_path: Any) -> Callable[..., tuple[Flask, FlaskAudit]]:
         for runtime in list(audit._runtimes.values()):
             if "store" in runtime.__dict__:
                 runtime.store.close()
+
+
+# -- real processes -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def service_env(pg_url: str, key_prefix: str) -> dict[str, str]:
+    """Environment that points every process at this test's database and Redis keyspace."""
+    env = dict(os.environ)
+    env.update(
+        FLASK_APP="examples.app",
+        AUDIT_REDIS_URL=REDIS_URL,
+        AUDIT_KEY_PREFIX=key_prefix,
+        AUDIT_DATABASE_URL=pg_url,
+        AUDIT_DRAIN_INTERVAL_SECONDS="0.2",
+        AUDIT_WORKER_HEARTBEAT_SECONDS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    subprocess.run(python("-m", "flask", "audit", "init-db"), env=env, check=True, capture_output=True)
+    return env
+
+
+@pytest.fixture
+def spawn(tmp_path, request):
+    """Start a process that is stopped by PID when the test ends, whatever happened; on failure its
+    output is printed."""
+    started: list[Process] = []
+
+    def start(name: str, args: list[str], env: dict[str, str]) -> Process:
+        process = Process(name, args, env, tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        for process in started:
+            print(f"--- {process.name} ---\n{process.output()[-4000:]}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
