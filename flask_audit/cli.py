@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from .cli_operate import register as register_operator_commands
 from .runtime import AuditRuntime
 
 
@@ -95,3 +96,6 @@ def replay_spool() -> None:
     """Send events spooled on this host (while Redis and the database were down) to the queue."""
     runtime = _runtime()
     click.echo(f"replayed {runtime.replay_spool()} events from {runtime.spool.path}")
+
+
+register_operator_commands(audit_cli)

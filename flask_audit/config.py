@@ -63,6 +63,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "/api/v1/monitoring",
         "where the monitoring routes are mounted",
     ),
+    "AUDIT_API_TOKEN": (None, "bearer token of the query API; the API answers 404 while unset"),
+    "AUDIT_API_URL_PREFIX": ("/api/v1/audit-logs", "where the query API is mounted"),
+    "AUDIT_PURGE_CHUNK": (5000, "rows deleted per statement by retention purges"),
 }
 
 
@@ -126,6 +129,9 @@ class AuditConfig:
     alert_dropped_threshold: int
     heartbeat_seconds: int
     monitoring_prefix: str
+    api_token: str | None
+    api_prefix: str
+    purge_chunk: int
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:
@@ -184,5 +190,8 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
         alert_dropped_threshold=int(values["AUDIT_ALERT_DROPPED_THRESHOLD"]),
         heartbeat_seconds=int(values["AUDIT_WORKER_HEARTBEAT_SECONDS"]),
         monitoring_prefix=values["AUDIT_MONITORING_URL_PREFIX"],
+        api_token=values["AUDIT_API_TOKEN"] or None,
+        api_prefix=values["AUDIT_API_URL_PREFIX"],
+        purge_chunk=int(values["AUDIT_PURGE_CHUNK"]),
         instance_path=app.instance_path,
     )

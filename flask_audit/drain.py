@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -24,6 +25,7 @@ def failure_record(raw: bytes, error: str, attempts: int, event_id: str | None =
     """What the failed list holds for one event: enough to understand it and to requeue it."""
     return json.dumps(
         {
+            "id": uuid.uuid4().hex[:12],
             "event_id": event_id,
             "error": error,
             "failed_at": datetime.now(timezone.utc).isoformat(),

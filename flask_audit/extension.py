@@ -24,7 +24,8 @@ class FlaskAudit:
 
     ``FlaskAudit(app)`` or ``FlaskAudit()`` then ``init_app(app)`` in a factory. Options given here
     (``AUDIT_*`` keys) win over ``app.config``; ``redis`` passes a ready client (tests, or an app
-    that already has one); ``user_loader`` returns the current user's id.
+    that already has one); ``user_loader`` returns the current user's id; ``authorize`` is given
+    the request and says whether it may use the query API (besides AUDIT_API_TOKEN).
     """
 
     def __init__(
@@ -33,9 +34,11 @@ class FlaskAudit:
         *,
         redis: redis.Redis | None = None,
         user_loader: Callable[[], Any] | None = None,
+        authorize: Callable[[Any], bool] | None = None,
         **options: Any,
     ) -> None:
         self.user_loader = user_loader
+        self.authorize = authorize
         self._redis = redis
         self._options = options
         self._runtimes: weakref.WeakKeyDictionary[Flask, AuditRuntime] = weakref.WeakKeyDictionary()
@@ -55,9 +58,11 @@ class FlaskAudit:
         from .cli import audit_cli
 
         app.cli.add_command(audit_cli)  # also an entry point; this makes app.test_cli_runner() see it
-        from .routes import monitoring_blueprint  # the routes import this module's callers
+        from .api import api_blueprint
+        from .routes import monitoring_blueprint
 
         app.register_blueprint(monitoring_blueprint(), url_prefix=config.monitoring_prefix)
+        app.register_blueprint(api_blueprint(), url_prefix=config.api_prefix)
         app.extensions["audit"] = self
 
     def runtime(self, app: Flask | None = None) -> AuditRuntime:

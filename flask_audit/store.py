@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -167,16 +167,38 @@ class AuditStore:
             return [str(row[0]) for row in self.model.select(self.model.event_id).tuples()]
 
     def purge_older_than(self, days: int, chunk: int = 5000) -> int:
-        """Delete rows older than ``days`` in chunks, so the table stays usable; returns rows deleted."""
-        cutoff = datetime.now(timezone.utc) - timedelta(days=days)
-        deleted = 0
+        """Delete rows older than ``days``; returns rows deleted."""
+        return self.purge_before(datetime.now(timezone.utc) - timedelta(days=days), chunk=chunk)
+
+    def count_older_than(self, cutoff: datetime) -> int:
         with self._translate():
-            while True:
+            return self.model.select().where(self.model.created_at < cutoff).count()
+
+    def purge_before(
+        self, cutoff: datetime, chunk: int = 5000, progress: Callable[[int], Any] | None = None
+    ) -> int:
+        """Delete rows created before ``cutoff``, ``chunk`` rows per statement and transaction, so
+        locks stay short and the table stays usable; returns rows deleted."""
+        deleted = 0
+        while True:
+            with self._translate(), self.database.atomic():
                 ids = self.model.select(self.model.id).where(self.model.created_at < cutoff).limit(chunk)
                 n = self.model.delete().where(self.model.id.in_(ids)).execute()
-                deleted += n
-                if n < chunk:
-                    return deleted
+            deleted += n
+            if progress:
+                progress(n)
+            if n < chunk:
+                return deleted
+
+    def count_matching(self, filters: Any) -> int:
+        from .query import _where
+
+        clauses = _where(self.model, filters)
+        query = self.model.select()
+        if clauses:
+            query = query.where(*clauses)
+        with self._translate():
+            return query.count()
 
     def recent(self, limit: int = 20, category: str | None = None) -> Iterable[AuditLog]:
         query = self.model.select().order_by(self.model.created_at.desc()).limit(limit)

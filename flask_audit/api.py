@@ -1,0 +1,90 @@
+"""The query API: GET /api/v1/audit-logs (filters, keyset cursor) and GET .../<event_id>.
+
+Off (404) unless AUDIT_API_TOKEN is set or FlaskAudit was given an ``authorize`` callback; wrong or
+missing credentials get 401 with no detail.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from .errors import AuditValidationError
+from .query import page, parse_filters, parse_limit, to_dict
+
+#: the query-string keys the list route understands
+KNOWN_ARGS = {
+    "user_id",
+    "event_type",
+    "event_category",
+    "resource_type",
+    "resource_id",
+    "request_id",
+    "since",
+    "until",
+    "limit",
+    "cursor",
+}
+
+
+def bearer_matches(expected: str | None) -> bool:
+    """Constant-time comparison of the request's bearer token with ``expected``."""
+    header = request.headers.get("Authorization", "")
+    if not expected or not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(header[len("Bearer ") :].encode(), expected.encode())
+
+
+def _guard() -> None:
+    audit = current_app.extensions["audit"]
+    token = audit.runtime().config.api_token
+    if token is None and audit.authorize is None:
+        abort(404)
+    allowed = bearer_matches(token) or (audit.authorize is not None and bool(audit.authorize(request)))
+    if not allowed:
+        abort(401)
+
+
+def _bad_request(exc: AuditValidationError) -> Any:
+    return jsonify({"error": "invalid filter", "field": exc.field, "message": str(exc)}), 400
+
+
+def list_logs() -> Any:
+    args = request.args
+    unknown = sorted(set(args) - KNOWN_ARGS)
+    if unknown:
+        return _bad_request(AuditValidationError(unknown[0], "is not a known filter"))
+    try:
+        filters = parse_filters(args)
+        limit = parse_limit(args.get("limit"))
+        rows, next_cursor = page(_store(), filters, limit, args.get("cursor") or None)
+    except AuditValidationError as exc:
+        return _bad_request(exc)
+    return jsonify({"items": [to_dict(row) for row in rows], "next_cursor": next_cursor})
+
+
+def get_log(event_id: str) -> Any:
+    try:
+        key = uuid.UUID(event_id)
+    except ValueError:
+        return _bad_request(AuditValidationError("event_id", "must be a UUID"))
+    model = _store().model
+    row = model.get_or_none(model.event_id == key)
+    if row is None:
+        abort(404)
+    return jsonify(to_dict(row))
+
+
+def _store():
+    return current_app.extensions["audit"].runtime().store
+
+
+def api_blueprint() -> Blueprint:
+    bp = Blueprint("audit_api", __name__)
+    bp.before_request(_guard)
+    bp.add_url_rule("", "list_logs", list_logs, methods=["GET"])
+    bp.add_url_rule("/<event_id>", "get_log", get_log, methods=["GET"])
+    return bp

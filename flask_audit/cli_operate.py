@@ -1,0 +1,197 @@
+"""Operator commands: inspect and requeue failed events, expire old rows, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from typing import IO, Any
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .errors import AuditValidationError
+from .failed import FailedList
+from .query import EQUALITY_FILTERS, parse_filters, stream, to_dict
+from .runtime import AuditRuntime
+
+#: columns of the CSV export, in order
+CSV_COLUMNS = (
+    "id",
+    "event_id",
+    "created_at",
+    "event_type",
+    "event_category",
+    "user_id",
+    "resource_type",
+    "resource_id",
+    "description",
+    "metadata",
+    "ip_address",
+    "user_agent",
+    "request_id",
+)
+
+
+def _runtime() -> AuditRuntime:
+    return current_app.extensions["audit"].runtime()
+
+
+def _failed() -> FailedList:
+    runtime = _runtime()
+    return FailedList(runtime.background_redis, runtime.config)
+
+
+@click.group(
+    "failed",
+    help="Events the database refused: list them, requeue them once the cause is fixed, or purge them.",
+)
+def failed_cli() -> None:
+    pass
+
+
+@failed_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, every field.")
+@click.option("--limit", type=int, default=None, help="Only the newest N.")
+@with_appcontext
+def failed_list(as_json: bool, limit: int | None) -> None:
+    """Show each failed event: its record id, when, the error, attempts and a short view."""
+    records = _failed().records(limit)
+    for record in records:
+        if as_json:
+            click.echo(json.dumps(record.data))
+            continue
+        data = record.data
+        entry = data.get("entry", "")
+        click.echo(f"{record.id}  {data.get('failed_at', '?')}  attempts={data.get('attempts', '?')}")
+        click.echo(f"    error: {data.get('error')}")
+        click.echo(f"    event: {entry[:160]}{'...' if len(entry) > 160 else ''}")
+    if not as_json:
+        click.echo(f"{len(records)} failed event(s). Requeue with: flask audit failed requeue ID... | --all")
+
+
+@failed_cli.command("requeue")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Requeue every failed event.")
+@with_appcontext
+def failed_requeue(ids: tuple[str, ...], everything: bool) -> None:
+    """Put failed events back on the queue (drained next), after the cause is fixed."""
+    if not ids and not everything:
+        raise click.UsageError("name record ids (from `failed list`) or pass --all")
+    moved = _failed().requeue(None if everything else list(ids))
+    click.echo(f"requeued {moved} event(s)")
+
+
+@failed_cli.command("purge")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def failed_purge(yes: bool) -> None:
+    """Forget every failed event (they are not in the database: this deletes them for good)."""
+    if not yes:
+        click.confirm("Delete every failed event for good?", abort=True)
+    click.echo(f"purged {_failed().purge()} failed event(s)")
+
+
+@click.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Age in days (default: AUDIT_RETENTION_DAYS).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def purge(days: int | None, dry_run: bool, yes: bool) -> None:
+    """Delete audit rows older than the retention, in chunks so the table stays usable."""
+    runtime = _runtime()
+    days = runtime.config.retention_days if days is None else days
+    store = runtime.store
+    cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+    total = store.count_older_than(cutoff)
+    click.echo(f"{total} row(s) older than {days} days (before {cutoff.isoformat(timespec='seconds')})")
+    if dry_run or total == 0:
+        return
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Delete {total} row(s)?", abort=True)
+    with click.progressbar(length=total, label="purging", file=sys.stderr) as bar:
+        deleted = store.purge_before(cutoff, chunk=runtime.config.purge_chunk, progress=bar.update)
+    click.echo(f"deleted {deleted} row(s)")
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--since", help="ISO 8601; rows created at or after it.")
+@click.option("--until", help="ISO 8601; rows created before it.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout)."
+)
+@click.option("--user-id")
+@click.option("--event-type")
+@click.option("--event-category")
+@click.option("--resource-type")
+@click.option("--resource-id")
+@click.option("--request-id")
+@with_appcontext
+def export(fmt: str, since: str | None, until: str | None, output: str | None, **equal: str | None) -> None:
+    """Stream rows in created_at order, in constant memory, as JSON lines or CSV."""
+    args = {k: v for k, v in equal.items() if v is not None and k in EQUALITY_FILTERS}
+    args.update({k: v for k, v in (("since", since), ("until", until)) if v})
+    try:
+        filters = parse_filters(args)
+    except AuditValidationError as exc:
+        raise click.BadParameter(exc.rule, param_hint=f"--{exc.field.replace('_', '-')}") from None
+    store = _runtime().store
+    out: IO[str] = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
+    try:
+        total = store.count_matching(filters) if output else None
+        with click.progressbar(
+            length=total or 0, label="exporting", file=sys.stderr if output else _Null()
+        ) as bar:
+            written = _write(fmt, stream(store, filters), out, bar.update)
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"exported {written} row(s) to {output}", err=True)
+
+
+def _write(fmt: str, rows: Any, out: IO[str], progress: Any) -> int:
+    written = 0
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer:
+        writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        data = to_dict(row)
+        if writer:
+            data["metadata"] = json.dumps(data["metadata"]) if data["metadata"] is not None else ""
+            writer.writerow([data[c] if data[c] is not None else "" for c in CSV_COLUMNS])
+        else:
+            out.write(json.dumps(data, ensure_ascii=False) + "\n")
+        written += 1
+        if written % 1000 == 0:
+            progress(1000)
+    progress(written % 1000)
+    return written
+
+
+class _Null:
+    """A stream that swallows the progress bar when the export goes to stdout."""
+
+    def write(self, _text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def register(group: click.Group) -> None:
+    group.add_command(failed_cli)
+    group.add_command(purge)
+    group.add_command(export)
