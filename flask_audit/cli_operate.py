@@ -15,6 +15,7 @@ from flask.cli import with_appcontext
 from .errors import AuditValidationError
 from .failed import FailedList
 from .query import EQUALITY_FILTERS, parse_filters, stream, to_dict
+from .retention import expire
 from .runtime import AuditRuntime
 
 #: columns of the CSV export, in order
@@ -113,13 +114,17 @@ def purge(days: int | None, dry_run: bool, yes: bool) -> None:
     cutoff = datetime.now(timezone.utc) - timedelta(days=days)
     total = store.count_older_than(cutoff)
     click.echo(f"{total} row(s) older than {days} days (before {cutoff.isoformat(timespec='seconds')})")
+    if store.partitioned:
+        click.echo("partitioned by month: whole months that ended by then are dropped")
     if dry_run or total == 0:
         return
     if not yes and sys.stdin.isatty():
         click.confirm(f"Delete {total} row(s)?", abort=True)
     with click.progressbar(length=total, label="purging", file=sys.stderr) as bar:
-        deleted = store.purge_before(cutoff, chunk=runtime.config.purge_chunk, progress=bar.update)
-    click.echo(f"deleted {deleted} row(s)")
+        result = expire(store, cutoff, chunk=runtime.config.purge_chunk, progress=bar.update)
+    if result.partitions_dropped:
+        click.echo(f"dropped partitions: {', '.join(result.partitions_dropped)}")
+    click.echo(f"deleted {result.rows_deleted} row(s)")
 
 
 @click.command("export")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 
 import dramatiq
@@ -12,6 +13,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from .batching import batch_size_for, drains_to_send
+from .retention import expire
 from .runtime import AuditRuntime
 from .tasks import AuditActors, pending_drains
 
@@ -84,16 +86,25 @@ class Clock:
         self.runtime.background_metrics.prune_workers()
 
     def purge(self) -> int:
-        """Delete rows older than AUDIT_RETENTION_DAYS."""
+        """Expire rows older than AUDIT_RETENTION_DAYS; when partitioned, also create the months
+        ahead. Returns the rows deleted."""
         if not self.is_leader:
             return 0
-        deleted = self.runtime.store.purge_older_than(self.runtime.config.retention_days)
-        logger.info(
-            "retention: purged %d rows older than %d days",
-            deleted,
-            self.runtime.config.retention_days,
+        store, days = self.runtime.store, self.runtime.config.retention_days
+        result = expire(
+            store, datetime.now(timezone.utc) - timedelta(days=days), chunk=self.runtime.config.purge_chunk
         )
-        return deleted
+        logger.info(
+            "retention: %d rows older than %d days purged; partitions dropped: %s",
+            result.rows_deleted,
+            days,
+            ", ".join(result.partitions_dropped) or "none",
+        )
+        if store.partitioned:
+            from .partitions import ensure_partitions
+
+            ensure_partitions(store)
+        return result.rows_deleted
 
     def schedule(self, scheduler: BaseScheduler) -> None:
         """Add every job to ``scheduler``; each job runs alone (no overlap) and skips missed runs."""

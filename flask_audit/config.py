@@ -65,6 +65,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "AUDIT_API_TOKEN": (None, "bearer token of the query API; the API answers 404 while unset"),
     "AUDIT_API_URL_PREFIX": ("/api/v1/audit-logs", "where the query API is mounted"),
+    "AUDIT_PARTITIONING": (None, "'monthly': range-partition audit_logs by month (PostgreSQL only)"),
     "AUDIT_PURGE_CHUNK": (5000, "rows deleted per statement by retention purges"),
 }
 
@@ -132,6 +133,7 @@ class AuditConfig:
     api_token: str | None
     api_prefix: str
     purge_chunk: int
+    partitioning: str | None
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:
@@ -158,6 +160,11 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
     policy = values["AUDIT_OVERFLOW_POLICY"]
     if policy not in ("direct", "drop"):
         raise AuditConfigError("AUDIT_OVERFLOW_POLICY", "must be 'direct' or 'drop'")
+    partitioning = values["AUDIT_PARTITIONING"] or None
+    if partitioning not in (None, "monthly"):
+        raise AuditConfigError("AUDIT_PARTITIONING", "must be 'monthly' or unset")
+    if partitioning and not database_url.startswith(("postgres://", "postgresql://")):
+        raise AuditConfigError("AUDIT_PARTITIONING", "needs a PostgreSQL AUDIT_DATABASE_URL")
     for key in (
         "AUDIT_MAX_QUEUE_LENGTH",
         "AUDIT_MAX_PENDING_DRAINS",
@@ -193,5 +200,6 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
         api_token=values["AUDIT_API_TOKEN"] or None,
         api_prefix=values["AUDIT_API_URL_PREFIX"],
         purge_chunk=int(values["AUDIT_PURGE_CHUNK"]),
+        partitioning=partitioning,
         instance_path=app.instance_path,
     )

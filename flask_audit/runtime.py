@@ -89,7 +89,7 @@ class AuditRuntime:
 
     @cached_property
     def store(self) -> AuditStore:
-        return AuditStore(self.config.database_url)
+        return AuditStore(self.config.database_url, partitioned=self.config.partitioning == "monthly")
 
     # -- the write path ------------------------------------------------------------------------
 

@@ -123,19 +123,33 @@ def _is_transient(exc: Exception) -> bool:
 class AuditStore:
     """Reads and writes ``audit_logs`` on one database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, partitioned: bool = False) -> None:
         self.url = url
+        self.partitioned = partitioned
         self.database = open_database(url)
         self.model = _bound(self.database)
+
+    @property
+    def _conflict_target(self) -> list[peewee.Field]:
+        # A partitioned table's unique keys must hold the partition key; a redelivered event
+        # carries the same created_at, so (event_id, created_at) still catches it.
+        if self.partitioned:
+            return [self.model.event_id, self.model.created_at]
+        return [self.model.event_id]
 
     @property
     def is_postgres(self) -> bool:
         return isinstance(self.database, peewee.PostgresqlDatabase)
 
     def create_schema(self) -> None:
-        """Create the table and its indexes; safe to run again."""
+        """Create the table and its indexes (partitioned by month when asked); safe to run again."""
         with self._translate():
-            self.database.create_tables([self.model], safe=True)
+            if self.partitioned:
+                from .partitions import create_partitioned_schema
+
+                create_partitioned_schema(self)
+            else:
+                self.database.create_tables([self.model], safe=True)
 
     def insert(self, events: Sequence[AuditEvent]) -> int:
         """Insert ``events`` in one transaction, skipping event_ids already stored.
@@ -152,7 +166,7 @@ class AuditStore:
             # would silently drop a row that breaks NOT NULL).
             query = (
                 self.model.insert_many(rows)
-                .on_conflict(action="nothing", conflict_target=[self.model.event_id])
+                .on_conflict(action="nothing", conflict_target=self._conflict_target)
                 .as_rowcount()
             )
             return int(query.execute())

@@ -44,8 +44,9 @@ def test_wrong_or_missing_credentials_get_401_without_detail(api):
 
 
 def test_authorize_callback(make_app, fake_redis):
-    from flask_audit import FlaskAudit
     from flask import Flask
+
+    from flask_audit import FlaskAudit
 
     app = Flask("authz")
     app.config.update(AUDIT_DATABASE_URL="sqlite:///:memory:")
