@@ -1,0 +1,147 @@
+"""Operating a large log: EXPLAIN of the query API's questions, export and purge rates, on a table
+of ROWS rows (default 1,000,000) in a PostgreSQL database this script creates and drops.
+
+    python bench/operations.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg2
+from flask import Flask
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flask_audit import FlaskAudit  # noqa: E402
+from flask_audit.cli_operate import _write  # noqa: E402
+from flask_audit.query import Filters, _where, encode_cursor, page, stream  # noqa: E402
+from flask_audit.retention import expire  # noqa: E402
+
+PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: the newest row; rows go back one minute each from here (1M rows span about 694 days)
+END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+FILL = """
+INSERT INTO audit_logs (event_id, created_at, event_type, event_category, user_id, resource_type,
+                        resource_id, description, metadata, ip_address, user_agent, request_id)
+SELECT md5(i::text || %(salt)s)::uuid,
+       %(end)s::timestamptz - make_interval(mins => i),
+       (ARRAY['api_key_created','api_key_deleted','api_key_rotated','usage_warning_80_percent',
+              'usage_limit_reached','account_upgraded','permanent_ban_applied','login'])[1 + i %% 8],
+       (ARRAY['info','info','info','warning','warning','info','critical','info'])[1 + i %% 8],
+       'user-' || (i %% 5000), 'api_key', (i %% 20000)::text, 'bench row ' || i,
+       jsonb_build_object('i', i, 'permissions', jsonb_build_array('read')),
+       '10.0.' || (i %% 250) || '.' || (i %% 200), 'bench/1.0', md5(i::text)
+FROM generate_series(1, %(rows)s) AS i
+"""
+
+
+def timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def explain(conn, sql: str, params=()) -> tuple[str, float]:
+    with conn.cursor() as cur:
+        cur.execute("EXPLAIN (ANALYZE, FORMAT TEXT) " + sql, params)
+        lines = [row[0] for row in cur.fetchall()]
+    runtime = next((line for line in lines if line.startswith("Execution Time")), "")
+    scans = [line.strip().lstrip("-> ").split("  (")[0] for line in lines if "Scan" in line]
+    return "; ".join(scans[:2]), float(runtime.split(":")[1].split()[0]) if runtime else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    db = f"audit_ops_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(PG_ADMIN)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{db}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    try:
+        app = Flask("bench_ops", instance_path=f"/tmp/{db}")
+        audit = FlaskAudit(app, AUDIT_DATABASE_URL=url, AUDIT_REDIS_URL="redis://127.0.0.1:6379/15")
+        store = audit.runtime(app).store
+        store.create_schema()
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        _, fill_s = timed(lambda: conn.cursor().execute(FILL, {"rows": args.rows, "end": END, "salt": db}))
+        conn.cursor().execute("VACUUM ANALYZE audit_logs")
+        print(f"filled {args.rows:,} rows in {fill_s:.1f} s\n")
+
+        sample = store.model.select().order_by(store.model.created_at.desc()).offset(5000).limit(1).get()
+        cursor = encode_cursor(sample)
+        questions = [
+            ("one user's history, newest first", Filters(equal={"user_id": "user-42"})),
+            (
+                "an event type since a date",
+                Filters(equal={"event_type": "login"}, since=END - timedelta(days=30)),
+            ),
+            ("a resource", Filters(equal={"resource_type": "api_key", "resource_id": "1234"})),
+            ("a request id", Filters(equal={"request_id": sample.request_id})),
+            ("everything in a week", Filters(since=END - timedelta(days=60), until=END - timedelta(days=53))),
+        ]
+        print("| question (limit 50) | plan | execution ms | page via API code ms |")
+        print("|---|---|---|---|")
+        for label, filters in questions:
+            query = (
+                store.model.select().order_by(store.model.created_at.desc(), store.model.id.desc()).limit(51)
+            )
+            clauses = _where(store.model, filters)
+            sql, params = query.where(*clauses).sql()
+            plan, ms = explain(conn, sql, params)
+            _, page_s = timed(lambda f=filters: page(store, f, 50, None))
+            print(f"| {label} | {plan} | {ms:.2f} | {page_s * 1000:.2f} |")
+        _, cursor_s = timed(lambda: page(store, Filters(), 50, cursor))
+        print(
+            f"| the next page after 5,000 rows (keyset cursor) | index scan on created_at | | {cursor_s * 1000:.2f} |"
+        )
+
+        month = Filters(since=END - timedelta(days=30), until=END)
+        for fmt in ("jsonl", "csv"):
+            sink = io.StringIO()
+            count, export_s = timed(
+                lambda fmt=fmt, sink=sink: _write(fmt, stream(store, month), sink, lambda n: None)
+            )
+            print(
+                f"\nexport of a month ({count:,} rows, {fmt}): {export_s:.2f} s, {count / export_s:,.0f} rows/s"
+            )
+        everything = Filters()
+        count, export_s = timed(
+            lambda: _write("jsonl", stream(store, everything), _Discard(), lambda n: None)
+        )
+        print(f"export of all {count:,} rows (jsonl): {export_s:.1f} s, {count / export_s:,.0f} rows/s")
+
+        cutoff = END - timedelta(days=int(args.rows / 1440 / 2))  # the older half
+        result, purge_s = timed(lambda: expire(store, cutoff, chunk=5000))
+        print(
+            f"purge of the older half ({result.rows_deleted:,} rows, chunks of 5,000): "
+            f"{purge_s:.1f} s, {result.rows_deleted / purge_s:,.0f} rows/s"
+        )
+        conn.close()
+        store.close()
+    finally:
+        admin.cursor().execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,)
+        )
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}"')
+    return 0
+
+
+class _Discard:
+    def write(self, _text: str) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
