@@ -56,13 +56,16 @@ class Drainer:
                 events.append((raw, AuditEvent.from_entry(raw)))
             except AuditValidationError as exc:
                 failures.append(failure_record(raw, str(exc), attempts=1))
+        statements = [0]
         try:
-            inserted = self._insert_isolating(events, failures, attempt=1)
+            inserted = self._insert_isolating(events, failures, attempt=1, statements=statements)
         except TransientStoreError:
             self._give_back(batch)
             raise
         elapsed_ms = (time.perf_counter() - started) * 1000
-        self.queue.settle(batch, inserted=inserted, batch_ms=elapsed_ms, failures=failures)
+        self.queue.settle(
+            batch, inserted=inserted, batch_ms=elapsed_ms, failures=failures, statements=statements[0]
+        )
         return DrainResult(claimed=len(batch.entries), inserted=inserted, failed=len(failures))
 
     def drain_all(self, batch_size: int) -> DrainResult:
@@ -77,23 +80,29 @@ class Drainer:
             total.failed += result.failed
 
     def _insert_isolating(
-        self, events: list[tuple[bytes, AuditEvent]], failures: list[bytes], attempt: int
+        self,
+        events: list[tuple[bytes, AuditEvent]],
+        failures: list[bytes],
+        attempt: int,
+        statements: list[int],
     ) -> int:
         """Insert ``events``; when the database rejects the batch, bisect until the bad events
         are alone, insert the good ones, and file the bad ones in ``failures``."""
         if not events:
             return 0
         try:
-            return self.store.insert([event for _, event in events])
+            rows, used = self.store.write_batch([event for _, event in events])
+            statements[0] += used
+            return rows
         except RejectedError as exc:
             if len(events) == 1:
                 raw, event = events[0]
                 failures.append(failure_record(raw, str(exc), attempt, event.event_id))
                 return 0
         middle = len(events) // 2
-        return self._insert_isolating(events[:middle], failures, attempt + 1) + self._insert_isolating(
-            events[middle:], failures, attempt + 1
-        )
+        return self._insert_isolating(
+            events[:middle], failures, attempt + 1, statements
+        ) + self._insert_isolating(events[middle:], failures, attempt + 1, statements)
 
     def _give_back(self, batch: Batch) -> None:
         try:

@@ -22,6 +22,7 @@ TOTALS = (
     "write_through",
     "spooled",
     "critical_fallback",
+    "db_statements",
 )
 #: buckets summed for the "last minute" figures: the current one and the five before it
 MINUTE_BUCKETS = 60 // BUCKET_SECONDS

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -80,7 +81,15 @@ class AuditQueue:
         entries = self._claim(keys=keys, args=[size, deadline_ms, batch_id])
         return Batch(batch_id, list(entries)) if entries else None
 
-    def settle(self, batch: Batch, *, inserted: int, batch_ms: float, failures: list[bytes] = ()) -> None:
+    def settle(
+        self,
+        batch: Batch,
+        *,
+        inserted: int,
+        batch_ms: float,
+        failures: Sequence[bytes] = (),
+        statements: int = 0,
+    ) -> None:
         """Acknowledge ``batch``: file ``failures`` on the failed list and record the metrics."""
         keys = [
             self.inflight_key,
@@ -89,7 +98,9 @@ class AuditQueue:
             self.totals_key,
             bucket_key(self.config.key_prefix, time.time()),
         ]
-        self._settle(keys=keys, args=[batch.batch_id, inserted, f"{batch_ms:.3f}", BUCKET_TTL, *failures])
+        self._settle(
+            keys=keys, args=[batch.batch_id, inserted, f"{batch_ms:.3f}", BUCKET_TTL, statements, *failures]
+        )
 
     def requeue(self, batch: Batch) -> int:
         """Put ``batch`` back at the tail of the queue (for a transient failure or a shutdown)."""

@@ -16,6 +16,7 @@ from playhouse.db_url import connect
 
 from .errors import AuditError
 from .event import AuditEvent
+from .pgcopy import copy_insert
 
 TABLE_NAME = "audit_logs"
 #: PostgreSQL SQLSTATEs that say "the database is not ready", not "this row is bad"
@@ -157,8 +158,15 @@ class AuditStore:
         Returns the number of new rows. Raises ``TransientStoreError`` when the database is
         unreachable and ``RejectedError`` when it refuses the rows.
         """
+        return self.write_batch(events)[0]
+
+    def write_batch(self, events: Sequence[AuditEvent]) -> tuple[int, int]:
+        """``insert``, also returning how many INSERT/COPY statements it took (for the metrics)."""
         if not events:
-            return 0
+            return 0, 0
+        if self.is_postgres:
+            with self._translate():
+                return copy_insert(self.database, TABLE_NAME, events, [f.name for f in self._conflict_target])
         rows = [event.to_row() for event in events]
         with self._translate(), self.database.atomic():
             # ON CONFLICT (event_id) DO NOTHING on both PostgreSQL and SQLite: only a duplicate
@@ -169,7 +177,7 @@ class AuditStore:
                 .on_conflict(action="nothing", conflict_target=self._conflict_target)
                 .as_rowcount()
             )
-            return int(query.execute())
+            return int(query.execute()), 1
 
     def count(self) -> int:
         with self._translate():

@@ -65,10 +65,12 @@ def test_settle_files_failures_and_records_metrics(make_queue):
     queue = make_queue()
     queue.push([b"a", b"b", b"c"])
     batch = queue.claim(3)
-    queue.settle(batch, inserted=2, batch_ms=12.5, failures=[json.dumps({"error": "bad"}).encode()])
+    queue.settle(
+        batch, inserted=2, batch_ms=12.5, failures=[json.dumps({"error": "bad"}).encode()], statements=1
+    )
     assert queue.inflight_count() == 0
     assert queue.failed_length() == 1
-    assert totals(queue) == {"enqueued": 3, "inserted": 2, "failed": 1, "batches": 1}
+    assert totals(queue) == {"enqueued": 3, "inserted": 2, "failed": 1, "batches": 1, "db_statements": 1}
 
 
 def test_requeue_returns_a_batch_ahead_of_newer_events_in_order(make_queue):

@@ -106,3 +106,21 @@ def test_rejected_rows_are_not_transient(store):
     with pytest.raises(RejectedError):
         store.insert([bad])
     assert store.count() == 0
+
+
+def test_awkward_text_survives_the_copy_format(store):
+    text = "tab\there, newline\nthere, backslash \\ and \\N, carriage\rreturn, ünïcødé"
+    event = build_event("x", description=text, user_agent=text, metadata={"k\tey": text, "n": None})
+    store.insert([event])
+    row = store.recent(1)[0]
+    assert row.description == text and row.user_agent == text[:512]
+    assert row.metadata == {"k\tey": text, "n": None}
+
+
+def test_a_redelivered_batch_mixed_with_new_events(store):
+    first = [build_event("a") for _ in range(3)]
+    store.insert(first)
+    again = [first[1], build_event("b"), first[2], build_event("c")]
+    rows, statements = store.write_batch(again)
+    assert rows == 2 and store.count() == 5
+    assert statements == (2 if store.is_postgres else 1)  # COPY refused, then staging + INSERT

@@ -75,11 +75,11 @@ class FlakyStore:
     def __init__(self, store, outages):
         self.store, self.outages, self.attempts = store, outages, 0
 
-    def insert(self, events):
+    def write_batch(self, events):
         self.attempts += 1
         if self.attempts <= self.outages:
             raise TransientStoreError("database unavailable: connection refused")
-        return self.store.insert(events)
+        return self.store.write_batch(events)
 
     def close(self):
         self.store.close()

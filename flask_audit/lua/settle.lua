@@ -2,17 +2,18 @@
 -- KEYS[1] in-flight zset, KEYS[2] this batch's list, KEYS[3] failed list, KEYS[4] totals hash,
 -- KEYS[5] the current 10-second metrics bucket
 -- ARGV[1] batch id, ARGV[2] rows inserted, ARGV[3] batch milliseconds, ARGV[4] bucket TTL (s),
--- ARGV[5..] failure records (JSON)
+-- ARGV[5] INSERT/COPY statements the batch took, ARGV[6..] failure records (JSON)
 local inserted = tonumber(ARGV[2])
-local failed = #ARGV - 4
+local failed = #ARGV - 5
 redis.call("ZREM", KEYS[1], ARGV[1])
 redis.call("DEL", KEYS[2])
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   redis.call("LPUSH", KEYS[3], ARGV[i])
 end
 redis.call("HINCRBY", KEYS[4], "inserted", inserted)
 redis.call("HINCRBY", KEYS[4], "failed", failed)
 redis.call("HINCRBY", KEYS[4], "batches", 1)
+redis.call("HINCRBY", KEYS[4], "db_statements", ARGV[5])
 redis.call("HINCRBY", KEYS[5], "inserted", inserted)
 redis.call("HINCRBY", KEYS[5], "failed", failed)
 redis.call("HINCRBY", KEYS[5], "batches", 1)
