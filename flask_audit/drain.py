@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from .errors import AuditValidationError
-from .event import AuditEvent
+from .event import decode_entry
 from .queue import AuditQueue, Batch
 from .store import AuditStore, RejectedError, TransientStoreError
 
@@ -19,6 +21,8 @@ class DrainResult:
     claimed: int = 0
     inserted: int = 0
     failed: int = 0
+    #: events still waiting in the queue when this batch was claimed
+    remaining: int = 0
 
 
 def failure_record(raw: bytes, error: str, attempts: int, event_id: str | None = None) -> bytes:
@@ -42,18 +46,24 @@ class Drainer:
         self.queue = queue
         self.store = store
 
-    def drain_once(self, batch_size: int) -> DrainResult:
+    def drain_once(self, batch_size: int, on_claim: Callable[[Batch], None] | None = None) -> DrainResult:
         """Drain at most one batch. A transient database error puts the batch back at the head of
-        the line and re-raises ``TransientStoreError`` so the caller can back off."""
+        the line and re-raises ``TransientStoreError`` so the caller can back off.
+
+        ``on_claim`` is called once the batch is claimed, before it is written: the actor uses it
+        to queue its successor, so the next batch is claimed while this one is in the database.
+        """
         batch = self.queue.claim(batch_size)
         if batch is None:
             return DrainResult()
+        if on_claim is not None:
+            on_claim(batch)
         started = time.perf_counter()
-        events: list[tuple[bytes, AuditEvent]] = []
+        events: list[tuple[bytes, dict[str, Any]]] = []
         failures: list[bytes] = []
         for raw in batch.entries:
             try:
-                events.append((raw, AuditEvent.from_entry(raw)))
+                events.append((raw, decode_entry(raw)))
             except AuditValidationError as exc:
                 failures.append(failure_record(raw, str(exc), attempts=1))
         statements = [0]
@@ -66,7 +76,9 @@ class Drainer:
         self.queue.settle(
             batch, inserted=inserted, batch_ms=elapsed_ms, failures=failures, statements=statements[0]
         )
-        return DrainResult(claimed=len(batch.entries), inserted=inserted, failed=len(failures))
+        return DrainResult(
+            claimed=len(batch.entries), inserted=inserted, failed=len(failures), remaining=batch.remaining
+        )
 
     def drain_all(self, batch_size: int) -> DrainResult:
         """Drain until the queue is empty (CLI, cron jobs, tests)."""
@@ -81,7 +93,7 @@ class Drainer:
 
     def _insert_isolating(
         self,
-        events: list[tuple[bytes, AuditEvent]],
+        events: list[tuple[bytes, dict[str, Any]]],
         failures: list[bytes],
         attempt: int,
         statements: list[int],
@@ -91,13 +103,13 @@ class Drainer:
         if not events:
             return 0
         try:
-            rows, used = self.store.write_batch([event for _, event in events])
+            rows, used = self.store.write_batch([row for _, row in events])
             statements[0] += used
             return rows
         except RejectedError as exc:
             if len(events) == 1:
-                raw, event = events[0]
-                failures.append(failure_record(raw, str(exc), attempt, event.event_id))
+                raw, row = events[0]
+                failures.append(failure_record(raw, str(exc), attempt, row["event_id"]))
                 return 0
         middle = len(events) // 2
         return self._insert_isolating(

@@ -40,6 +40,8 @@ class Batch:
 
     batch_id: str
     entries: list[bytes]
+    #: events still waiting in the queue right after this claim
+    remaining: int = 0
 
 
 class AuditQueue:
@@ -78,8 +80,8 @@ class AuditQueue:
         batch_id = uuid.uuid4().hex
         deadline_ms = int((time.time() + self.config.visibility_timeout) * 1000)
         keys = [self.priority_key, self.queue_key, self.inflight_key, self.batch_prefix + batch_id]
-        entries = self._claim(keys=keys, args=[size, deadline_ms, batch_id])
-        return Batch(batch_id, list(entries)) if entries else None
+        remaining, entries = self._claim(keys=keys, args=[size, deadline_ms, batch_id])
+        return Batch(batch_id, list(entries), int(remaining)) if entries else None
 
     def settle(
         self,

@@ -16,7 +16,7 @@ from .breaker import CircuitBreaker
 from .config import AuditConfig
 from .embedded import embedded_redis_url
 from .errors import AuditError, AuditWriteError
-from .event import AuditEvent
+from .event import AuditEvent, decode_entry
 from .metrics import Metrics
 from .queue import AuditQueue
 from .spool import Spool
@@ -148,7 +148,7 @@ class AuditRuntime:
         accepted = self.background_queue.push(entries)
         rest = entries[accepted:]
         if rest and self.config.overflow_policy == "direct":
-            self.store.insert([AuditEvent.from_entry(raw) for raw in rest])
+            self.store.write_batch([decode_entry(raw) for raw in rest])
             self._count("overflow", len(rest))
 
     def replay_spool(self) -> int:

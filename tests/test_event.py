@@ -98,3 +98,13 @@ def test_bad_entries_are_refused_with_the_field(raw, field):
     with pytest.raises(AuditValidationError) as info:
         AuditEvent.from_entry(raw)
     assert info.value.field == field
+
+
+def test_entries_with_nul_characters_are_refused_before_the_database():
+    event = build_event("x")
+    row = event.to_row() | {"created_at": event.created_at.isoformat(), "v": 1, "description": "a\u0000b"}
+    import orjson
+
+    with pytest.raises(AuditValidationError) as info:
+        AuditEvent.from_entry(orjson.dumps(row))
+    assert info.value.field == "description"

@@ -121,6 +121,6 @@ def test_a_redelivered_batch_mixed_with_new_events(store):
     first = [build_event("a") for _ in range(3)]
     store.insert(first)
     again = [first[1], build_event("b"), first[2], build_event("c")]
-    rows, statements = store.write_batch(again)
+    rows, statements = store.write_batch([e.to_row() for e in again])
     assert rows == 2 and store.count() == 5
     assert statements == (2 if store.is_postgres else 1)  # COPY refused, then staging + INSERT
