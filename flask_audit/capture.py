@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import uuid
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Any
 from flask import Response, g, has_request_context, request
 
 from . import safety
+from .event import _normal_ip
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: a client's request id is kept only if it looks like one; otherwise a new one is made
@@ -52,7 +52,4 @@ def fill_from_request(fields: dict[str, Any], user_loader: Callable[[], Any] | N
 
 def _valid_ip(value: str | None) -> str | None:
     """remote_addr is not always an IP (a Unix socket, a test client): keep it only when it is."""
-    try:
-        return str(ipaddress.ip_address(value)) if value else None
-    except ValueError:
-        return None
+    return _normal_ip(value) if value else None

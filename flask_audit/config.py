@@ -66,6 +66,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "AUDIT_API_TOKEN": (None, "bearer token of the query API; the API answers 404 while unset"),
     "AUDIT_API_URL_PREFIX": ("/api/v1/audit-logs", "where the query API is mounted"),
     "AUDIT_PARTITIONING": (None, "'monthly': range-partition audit_logs by month (PostgreSQL only)"),
+    "AUDIT_BUFFERED": (False, "audit.log returns once the event is in an in-process buffer"),
+    "AUDIT_BUFFER_FLUSH_MS": (50, "buffered mode: how often the buffer is pushed to Redis"),
+    "AUDIT_BUFFER_MAX_EVENTS": (1000, "buffered mode: a buffer this full is pushed at once"),
     "AUDIT_PURGE_CHUNK": (5000, "rows deleted per statement by retention purges"),
 }
 
@@ -134,6 +137,9 @@ class AuditConfig:
     api_prefix: str
     purge_chunk: int
     partitioning: str | None
+    buffered: bool
+    buffer_flush_ms: int
+    buffer_max_events: int
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:
@@ -201,5 +207,8 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
         api_prefix=values["AUDIT_API_URL_PREFIX"],
         purge_chunk=int(values["AUDIT_PURGE_CHUNK"]),
         partitioning=partitioning,
+        buffered=bool(values["AUDIT_BUFFERED"]),
+        buffer_flush_ms=int(values["AUDIT_BUFFER_FLUSH_MS"]),
+        buffer_max_events=int(values["AUDIT_BUFFER_MAX_EVENTS"]),
         instance_path=app.instance_path,
     )

@@ -114,7 +114,7 @@ class FlaskAudit:
             runtime.submit(event)
         except Exception as exc:
             safety.swallowed(exc, "audit.log")
-            runtime._spool([event])
+            runtime.spool_entries([event.to_entry()])
         return event.event_id
 
     def critical(self, event_type: str, **fields: Any) -> str:

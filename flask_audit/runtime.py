@@ -13,6 +13,7 @@ from redis.retry import Retry
 
 from . import safety
 from .breaker import CircuitBreaker
+from .buffer import EventBuffer
 from .config import AuditConfig
 from .embedded import embedded_redis_url
 from .errors import AuditError, AuditWriteError
@@ -93,28 +94,40 @@ class AuditRuntime:
 
     # -- the write path ------------------------------------------------------------------------
 
-    def submit(self, event: AuditEvent) -> str:
-        """Queue one event, or write it through, or spool it; never raises.
+    @cached_property
+    def buffer(self) -> EventBuffer:
+        return EventBuffer(
+            self.push_entries, self.config.buffer_flush_ms / 1000, self.config.buffer_max_events
+        )
 
-        Returns where it went: queued, dropped, stored, spooled or lost (the disk refused too).
-        """
-        entry = event.to_entry()
+    def submit(self, event: AuditEvent) -> str:
+        """Queue one event (or buffer it, in buffered mode), else write it through, else spool
+        it; never raises. Returns where it went: queued, buffered, dropped, stored, spooled or
+        lost (the disk refused too)."""
+        if self.config.buffered:
+            self.buffer.add(event.to_entry())
+            return "buffered"
+        return self.push_entries([event.to_entry()])
+
+    def push_entries(self, entries: list[bytes]) -> str:
+        """Queue ``entries`` in one round trip; what the cap refuses follows the overflow policy,
+        and when Redis is down they are written through or spooled. Never raises."""
         if self.breaker.allow():
             try:
-                accepted = self.queue.push([entry])
+                accepted = self.queue.push(entries)
             except redis.RedisError as exc:
                 self.breaker.record_failure()
                 safety.swallowed(exc, "redis push")
             else:
                 if self.breaker.record_success():
                     self._replay_spool_in_background()
-                if accepted:
+                if accepted == len(entries):
                     self._flush_counts()
                     return "queued"
                 if self.config.overflow_policy == "drop":
                     return "dropped"
-                return self._write_through([event], counter="overflow")
-        return self._write_through([event], counter="write_through")
+                return self._write_through(entries[accepted:], counter="overflow")
+        return self._write_through(entries, counter="write_through")
 
     def write_critical(self, event: AuditEvent) -> str:
         """Store a critical event before returning: the database, else the priority list, else
@@ -166,24 +179,25 @@ class AuditRuntime:
         except Exception as exc:
             safety.swallowed(exc, "spool replay")
 
-    def _write_through(self, events: list[AuditEvent], counter: str) -> str:
+    def _write_through(self, entries: list[bytes], counter: str) -> str:
         try:
-            self.store.insert(events)
+            self.store.write_batch([decode_entry(raw) for raw in entries])
         except AuditError as exc:
             safety.swallowed(exc, "database write-through")
-            return self._spool(events)
-        self._count(counter, len(events))
+            return self.spool_entries(entries)
+        self._count(counter, len(entries))
         return "stored"
 
-    def _spool(self, events: list[AuditEvent]) -> str:
+    def spool_entries(self, entries: list[bytes]) -> str:
+        """The last resort: the local spool file; logged at ERROR with the events if even that fails."""
         try:
-            for event in events:
-                self.spool.append(event.to_entry())
+            for entry in entries:
+                self.spool.append(entry)
         except OSError as exc:
             safety.swallowed(exc, "spool append")
-            safety.logger.error("flask_audit: event lost, no store would take it: %s", events)
+            safety.logger.error("flask_audit: event lost, no store would take it: %r", entries)
             return "lost"
-        self._count("spooled", len(events))
+        self._count("spooled", len(entries))
         return "spooled"
 
     # -- counters that must survive a Redis outage ---------------------------------------------
