@@ -146,24 +146,16 @@ def test_critical_with_postgres_down_goes_to_the_priority_list(live, service_env
     ledger(runtime, pg_url, 2)
 
 
-def test_sigterm_to_gunicorn_loses_no_accepted_event(live, service_env, spawn, pg_url):
+@pytest.mark.parametrize("buffered", [False, True], ids=["direct", "buffered"])
+def test_sigterm_to_gunicorn_loses_no_accepted_event(buffered, live, service_env, spawn, pg_url):
     app, audit, runtime = live
     port = free_port()
-    web = spawn(
-        "web",
-        python(
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--graceful-timeout",
-            "10",
-            "examples.app:create_app()",
-        ),
-        service_env,
+    # Buffered: a flush interval far longer than the test, so only the exit flush can deliver.
+    env = (
+        {**service_env, "AUDIT_BUFFERED": "1", "AUDIT_BUFFER_FLUSH_MS": "600000"} if buffered else service_env
     )
+    gunicorn = ["-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "10"]
+    web = spawn("web", python(*gunicorn, "examples.app:create_app()"), env)
     base = f"http://127.0.0.1:{port}"
 
     def up():

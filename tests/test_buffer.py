@@ -1,0 +1,60 @@
+"""Buffered mode: audit.log returns before Redis is touched; the buffer reaches Redis promptly,
+in one round trip per flush, and is flushed at exit."""
+
+import time
+
+import pytest
+
+from tests.processes import wait_for
+
+
+def test_buffered_events_reach_redis_within_the_flush_interval(make_app, fake_redis):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_BUFFERED=True, AUDIT_BUFFER_FLUSH_MS=20)
+    runtime = audit.runtime(app)
+    with app.app_context():
+        ids = [audit.log("x", user_id=i) for i in range(50)]
+    wait_for(lambda: runtime.queue.depth() == 50, 5, "the buffer to be pushed")
+    assert runtime.buffer.pending() == 0
+    import orjson
+
+    assert [orjson.loads(e)["event_id"] for e in reversed(fake_redis.lrange("audit:queue", 0, -1))] == ids
+
+
+def test_a_full_buffer_flushes_on_the_callers_thread(make_app, fake_redis):
+    app, audit = make_app(
+        redis_client=fake_redis, AUDIT_BUFFERED=True, AUDIT_BUFFER_FLUSH_MS=60_000, AUDIT_BUFFER_MAX_EVENTS=10
+    )
+    runtime = audit.runtime(app)
+    with app.app_context():
+        for i in range(25):
+            audit.log("x", user_id=i)
+    assert runtime.queue.depth() == 20 and runtime.buffer.pending() == 5
+    runtime.buffer.close()  # what atexit does
+    assert runtime.queue.depth() == 25
+
+
+def test_one_round_trip_per_flush(make_app, fake_redis):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_BUFFERED=True, AUDIT_BUFFER_FLUSH_MS=60_000)
+    runtime = audit.runtime(app)
+    calls = []
+    push = runtime.queue.push
+    runtime.queue.push = lambda entries: calls.append(len(entries)) or push(entries)
+    with app.app_context():
+        for i in range(300):
+            audit.log("x", user_id=i)
+    runtime.buffer.flush()
+    assert calls == [300]
+
+
+@pytest.mark.expect_swallowed
+def test_buffered_events_fall_back_when_redis_is_down(make_app):
+    app, audit = make_app(
+        AUDIT_REDIS_URL="redis://127.0.0.1:1/0", AUDIT_BUFFERED=True, AUDIT_BUFFER_FLUSH_MS=60_000
+    )
+    runtime = audit.runtime(app)
+    started = time.perf_counter()
+    with app.app_context():
+        ids = [audit.log("x", user_id=i) for i in range(30)]
+    assert time.perf_counter() - started < 0.5  # nothing waited on Redis
+    runtime.buffer.flush()
+    assert sorted(runtime.store.event_ids()) == sorted(ids)  # written through in one batch
