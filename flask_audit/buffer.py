@@ -1,5 +1,5 @@
-"""Buffered mode (AUDIT_BUFFERED): audit.log hands the entry to an in-process buffer, and a
-background thread pushes what has gathered to Redis in one round trip.
+"""Buffered mode (AUDIT_BUFFERED): audit.log hands the validated event to an in-process buffer,
+and a background thread serialises what has gathered and pushes it to Redis in one round trip.
 
 The loss window on a hard crash (SIGKILL, power) is what the buffer holds: at most
 AUDIT_BUFFER_FLUSH_MS of events, and never more than AUDIT_BUFFER_MAX_EVENTS. A normal exit
@@ -15,43 +15,44 @@ from collections import deque
 from collections.abc import Callable
 
 from . import safety
+from .event import AuditEvent
 
 #: entries pushed per Lua call when a flush is large
 PUSH_CHUNK = 1000
 
 
 class EventBuffer:
-    """Entries waiting to be pushed; ``deliver`` takes a list of entries and never raises."""
+    """Events waiting to be pushed; ``deliver`` takes a list of queue entries and never raises."""
 
     def __init__(self, deliver: Callable[[list[bytes]], None], flush_seconds: float, max_events: int) -> None:
         self.deliver = deliver
         self.flush_seconds = flush_seconds
         self.max_events = max_events
-        self._entries: deque[bytes] = deque()
+        self._events: deque[AuditEvent] = deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._pid = 0
         self._closed = False
         atexit.register(self.close)
 
-    def add(self, entry: bytes) -> None:
-        """Take one entry; when the buffer is full the flush happens now, on the caller's thread."""
+    def add(self, event: AuditEvent) -> None:
+        """Take one event; when the buffer is full the flush happens now, on the caller's thread."""
         if self._pid != os.getpid():
             self._start()  # first use, or first use after a fork (gunicorn --preload)
-        self._entries.append(entry)
-        if len(self._entries) >= self.max_events:
+        self._events.append(event)
+        if len(self._events) >= self.max_events:
             self.flush()
 
     def flush(self) -> int:
-        """Push everything buffered so far; returns how many entries were handed on."""
+        """Serialise and push everything buffered so far; returns how many events were handed on."""
         with self._lock:
-            entries, self._entries = list(self._entries), deque()
-            for start in range(0, len(entries), PUSH_CHUNK):
-                self.deliver(entries[start : start + PUSH_CHUNK])
-            return len(entries)
+            events, self._events = list(self._events), deque()
+            for start in range(0, len(events), PUSH_CHUNK):
+                self.deliver([event.to_entry() for event in events[start : start + PUSH_CHUNK]])
+            return len(events)
 
     def pending(self) -> int:
-        return len(self._entries)
+        return len(self._events)
 
     def close(self) -> None:
         """Stop the thread and flush what is left (atexit)."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from random import getrandbits
 from typing import Any
 
 import orjson
@@ -79,17 +79,33 @@ class AuditEvent:
     ip_address: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
+    #: metadata as validation serialised it, reused by ``to_entry``
+    metadata_json: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_row(self) -> dict[str, Any]:
         """The column values for the database."""
-        return {name: getattr(self, name) for name in FIELDS}
+        return {
+            "event_id": self.event_id,
+            "created_at": self.created_at,
+            "event_type": self.event_type,
+            "event_category": self.event_category,
+            "user_id": self.user_id,
+            "resource_type": self.resource_type,
+            "resource_id": self.resource_id,
+            "description": self.description,
+            "metadata": self.metadata,
+            "ip_address": self.ip_address,
+            "user_agent": self.user_agent,
+            "request_id": self.request_id,
+        }
 
     def to_entry(self) -> bytes:
-        """The versioned JSON object pushed onto the queue (serialised once, by orjson)."""
+        """The versioned JSON object pushed onto the queue (orjson; metadata serialised once)."""
         row = self.to_row()
-        row["created_at"] = self.created_at.isoformat()
+        if self.metadata_json is not None:
+            row["metadata"] = orjson.Fragment(self.metadata_json)
         row["v"] = ENTRY_VERSION
-        return orjson.dumps(row)
+        return orjson.dumps(row)  # created_at: orjson writes RFC 3339, which fromisoformat reads
 
     @classmethod
     def from_entry(cls, raw: bytes | str) -> AuditEvent:
@@ -199,9 +215,11 @@ def _redact(value: Any, sensitive: Any) -> Any:
 _INF = float("inf")
 
 
-def _metadata(value: Any, max_bytes: int, redact_keys: tuple[str, ...]) -> dict[str, Any] | None:
+def _metadata(
+    value: Any, max_bytes: int, redact_keys: tuple[str, ...]
+) -> tuple[dict[str, Any] | None, bytes | None]:
     if value is None:
-        return None
+        return None, None
     if not isinstance(value, dict):
         raise AuditValidationError("metadata", "must be a JSON object (a dict)")
     cleaned = redact(value, redact_keys)
@@ -213,7 +231,7 @@ def _metadata(value: Any, max_bytes: int, redact_keys: tuple[str, ...]) -> dict[
         raise AuditValidationError("metadata", "must not contain NUL characters")
     if len(encoded) > max_bytes:
         raise AuditValidationError("metadata", f"must be at most {max_bytes} bytes as JSON")
-    return cleaned
+    return cleaned, encoded
 
 
 def _ip(value: Any) -> str | None:
@@ -236,11 +254,20 @@ def _normal_ip(text: str) -> str | None:
 
 def new_event_id() -> str:
     """A version 7 UUID: 48 bits of Unix milliseconds, then random bits. Ids made later sort
-    later, so the unique index on event_id grows at its right edge instead of at random pages."""
-    ms = f"{time.time_ns() // 1_000_000:012x}"
-    rand = os.urandom(10).hex()
-    variant = "89ab"[int(rand[3], 16) & 3]  # the RFC 4122 variant: 0b10 in the top bits
-    return f"{ms[:8]}-{ms[8:]}-7{rand[:3]}-{variant}{rand[4:7]}-{rand[8:20]}"
+    later, so the unique index on event_id grows at its right edge instead of at random pages.
+
+    The random bits need to be unique, not secret, so they come from ``random`` (reseeded in
+    every forked process), not from the kernel: a system call per event was half the cost.
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | getrandbits(80)
+    value = (value & _VERSION_MASK) | _VERSION_7
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+#: clears the version nibble and the two variant bits; then version 7 and variant 0b10 are set
+_VERSION_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+_VERSION_7 = (0x7 << 76) | (0x2 << 62)
 
 
 def build_event(
@@ -273,6 +300,7 @@ def build_event(
         created_at = datetime.now(timezone.utc)
     elif created_at.tzinfo is None:
         raise AuditValidationError("created_at", "must be timezone-aware")
+    clean_metadata, metadata_json = _metadata(metadata, max_metadata_bytes, redact_keys)
     return AuditEvent(
         event_id=event_id or new_event_id(),
         created_at=created_at.astimezone(timezone.utc),
@@ -282,7 +310,8 @@ def build_event(
         resource_type=_text("resource_type", resource_type),
         resource_id=_text("resource_id", resource_id),
         description=_text("description", description),
-        metadata=_metadata(metadata, max_metadata_bytes, redact_keys),
+        metadata=clean_metadata,
+        metadata_json=metadata_json,
         ip_address=_ip(ip_address),
         user_agent=_text("user_agent", user_agent, cut=True),
         request_id=_text("request_id", request_id, cut=True),

@@ -42,6 +42,8 @@ class FlaskAudit:
         self._redis = redis
         self._options = options
         self._runtimes: weakref.WeakKeyDictionary[Flask, AuditRuntime] = weakref.WeakKeyDictionary()
+        #: the runtime while this extension serves a single app: found without a context lookup
+        self._only: AuditRuntime | None = None
         if app is not None:
             self.init_app(app)
 
@@ -54,6 +56,7 @@ class FlaskAudit:
             )
         config = load_config(app, self._options)
         self._runtimes[app] = AuditRuntime(config, redis_client=self._redis)
+        self._only = self._runtimes[app] if len(self._runtimes) == 1 else None
         app.after_request(echo_request_id)
         from .cli import audit_cli
 
@@ -67,6 +70,8 @@ class FlaskAudit:
 
     def runtime(self, app: Flask | None = None) -> AuditRuntime:
         """The state of ``app``, of the current app, or of the only app this extension serves."""
+        if app is None and self._only is not None:
+            return self._only
         if app is None and has_app_context():
             app = current_app._get_current_object()  # type: ignore[attr-defined]
         if app is not None:

@@ -108,3 +108,19 @@ def test_entries_with_nul_characters_are_refused_before_the_database():
     with pytest.raises(AuditValidationError) as info:
         AuditEvent.from_entry(orjson.dumps(row))
     assert info.value.field == "description"
+
+
+def test_event_ids_are_uuid7_and_sort_by_time():
+    import time
+    import uuid
+
+    from flask_audit.event import new_event_id
+
+    first = new_event_id()
+    time.sleep(0.002)
+    second = new_event_id()
+    for value in (first, second):
+        parsed = uuid.UUID(value)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert first < second
+    assert abs(int(first.replace("-", "")[:12], 16) - time.time() * 1000) < 5000
