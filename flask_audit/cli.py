@@ -69,12 +69,11 @@ def scheduler() -> None:
 @with_appcontext
 def status(as_json: bool) -> None:
     """Show queue depth, throughput, failures and health at a glance."""
-    from .health import assess
-    from .routes import thresholds_of
+    from .health import assess, thresholds_of
 
     runtime = _runtime()
     snapshot = runtime.background_metrics.snapshot()
-    assessment = assess(snapshot, thresholds_of(runtime))
+    assessment = assess(snapshot, thresholds_of(runtime.config))
     if as_json:
         click.echo(json.dumps({"health": assessment.__dict__, "metrics": snapshot.__dict__}, indent=2))
         return

@@ -4,6 +4,7 @@ spool and prune heartbeats. One clock leads at a time, elected through Redis."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -12,7 +13,9 @@ import dramatiq
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from .alerts import Alerter, Notice
 from .batching import batch_size_for, drains_to_send
+from .health import findings, thresholds_of
 from .retention import expire
 from .runtime import AuditRuntime
 from .tasks import AuditActors, pending_drains
@@ -34,6 +37,10 @@ class Clock:
         self.actors = actors
         self.token = uuid.uuid4().hex
         self.is_leader = False
+        config = runtime.config
+        self.alerter = Alerter(
+            runtime.background_redis, config.key("alerts"), config.alert_webhook_url, config.alert_cooldown
+        )
         self._lead = runtime.background_redis.register_script(
             resources.files(__package__).joinpath("lua", "lead.lua").read_text()
         )
@@ -60,7 +67,7 @@ class Clock:
         config = self.runtime.config
         depth = self.runtime.background_queue.depth()
         size = batch_size_for(depth, config.batch_tiers)
-        self.runtime.background_metrics.set_batch_size(size)
+        self.runtime.background_metrics.record_tick(depth, size)
         pending = pending_drains(self.broker, config.dramatiq_queue)
         count = drains_to_send(depth, size, pending, config.max_pending_drains)
         for _ in range(count):
@@ -84,6 +91,13 @@ class Clock:
         if replayed:
             logger.info("replayed %d spooled events", replayed)
         self.runtime.background_metrics.prune_workers()
+
+    def alert(self) -> list[Notice]:
+        """Evaluate the alert rules; log and send what changed or is due again."""
+        if not self.is_leader:
+            return []
+        snapshot = self.runtime.background_metrics.snapshot()
+        return self.alerter.evaluate(findings(snapshot, thresholds_of(self.runtime.config)), time.time())
 
     def purge(self) -> int:
         """Expire rows older than AUDIT_RETENTION_DAYS; when partitioned, also create the months

@@ -69,6 +69,13 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "AUDIT_BUFFERED": (False, "audit.log returns once the event is in an in-process buffer"),
     "AUDIT_BUFFER_FLUSH_MS": (50, "buffered mode: how often the buffer is pushed to Redis"),
     "AUDIT_BUFFER_MAX_EVENTS": (1000, "buffered mode: a buffer this full is pushed at once"),
+    "AUDIT_ALERT_WEBHOOK_URL": (None, "alerts are POSTed here as JSON (Slack-compatible text field)"),
+    "AUDIT_ALERT_COOLDOWN_SECONDS": (600, "a condition that persists is alerted again after this long"),
+    "AUDIT_ALERT_INTERVAL_SECONDS": (15, "how often the clock evaluates the alert rules"),
+    "AUDIT_MONITORING_TOKEN": (
+        None,
+        "bearer token for metrics, dashboard and audit-metrics (health stays open)",
+    ),
     "AUDIT_PURGE_CHUNK": (5000, "rows deleted per statement by retention purges"),
 }
 
@@ -137,6 +144,10 @@ class AuditConfig:
     api_prefix: str
     purge_chunk: int
     partitioning: str | None
+    alert_webhook_url: str | None
+    alert_cooldown: float
+    alert_interval: float
+    monitoring_token: str | None
     buffered: bool
     buffer_flush_ms: int
     buffer_max_events: int
@@ -207,6 +218,10 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
         api_prefix=values["AUDIT_API_URL_PREFIX"],
         purge_chunk=int(values["AUDIT_PURGE_CHUNK"]),
         partitioning=partitioning,
+        alert_webhook_url=values["AUDIT_ALERT_WEBHOOK_URL"] or None,
+        alert_cooldown=float(values["AUDIT_ALERT_COOLDOWN_SECONDS"]),
+        alert_interval=float(values["AUDIT_ALERT_INTERVAL_SECONDS"]),
+        monitoring_token=values["AUDIT_MONITORING_TOKEN"] or None,
         buffered=bool(values["AUDIT_BUFFERED"]),
         buffer_flush_ms=int(values["AUDIT_BUFFER_FLUSH_MS"]),
         buffer_max_events=int(values["AUDIT_BUFFER_MAX_EVENTS"]),

@@ -62,9 +62,10 @@ class FlaskAudit:
 
         app.cli.add_command(audit_cli)  # also an entry point; this makes app.test_cli_runner() see it
         from .api import api_blueprint
-        from .routes import monitoring_blueprint
+        from .routes import metrics_blueprint, monitoring_blueprint
 
         app.register_blueprint(monitoring_blueprint(), url_prefix=config.monitoring_prefix)
+        app.register_blueprint(metrics_blueprint())
         app.register_blueprint(api_blueprint(), url_prefix=config.api_prefix)
         app.extensions["audit"] = self
 

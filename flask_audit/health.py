@@ -1,13 +1,18 @@
-"""Pure policy: from the numbers to a health status, the issues, and what to do about them."""
+"""Pure policy: from the numbers to findings, a health status, and what to do about them.
+
+The same findings feed the JSON route (issues, recommendations), `flask audit status` and the
+clock's alerts, so the three never disagree.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .config import AuditConfig
 from .metrics import Snapshot
 
-#: ordered from best to worst
-STATUSES = ("healthy", "degraded", "unhealthy")
+#: the rules that alert (the original design's three); the other findings only show in health
+ALERT_RULES = ("queue_backed_up", "high_failure_rate", "events_dropped")
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,21 @@ class Thresholds:
     dropped: int = 0
 
 
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str  # "critical" | "warning"
+    value: float
+    threshold: float
+    issue: str
+    action: str
+
+    @property
+    def alert_text(self) -> str:
+        """The original design's alert line."""
+        return f"🚨 CRITICAL: {self.issue}" if self.severity == "critical" else f"⚠️  WARNING: {self.issue}"
+
+
 @dataclass
 class Assessment:
     status: str
@@ -24,64 +44,96 @@ class Assessment:
     recommendations: list[dict[str, str]] = field(default_factory=list)
 
 
-def assess(snapshot: Snapshot, thresholds: Thresholds) -> Assessment:
-    """Name each problem the numbers show, with the original design's action for it."""
-    found: list[tuple[str, str, str]] = []  # (severity, issue, recommendation)
-    dropped = snapshot.totals.get("dropped", 0)
-    overflow = snapshot.totals.get("overflow", 0)
+def findings(snapshot: Snapshot, thresholds: Thresholds) -> list[Finding]:
+    """Each problem the numbers show, with the original design's action for it."""
+    found: list[Finding] = []
+    dropped_total = snapshot.totals.get("dropped", 0)
     if snapshot.queue_length > thresholds.queue_length:
         found.append(
-            (
+            Finding(
+                "queue_backed_up",
                 "critical",
+                snapshot.queue_length,
+                thresholds.queue_length,
                 f"Audit queue backed up! Queue length: {snapshot.queue_length}",
                 "Scale workers: start more `dramatiq` worker processes.",
             )
         )
     if snapshot.failures_last_minute > thresholds.failures_per_minute:
         found.append(
-            (
+            Finding(
+                "high_failure_rate",
                 "critical",
+                snapshot.failures_last_minute,
+                thresholds.failures_per_minute,
                 f"High failure rate! Failures: {snapshot.failures_last_minute}/min",
                 "Check the database connection and the worker logs.",
             )
         )
-    if dropped > thresholds.dropped:
+    if snapshot.dropped_last_minute > thresholds.dropped:
         found.append(
-            (
+            Finding(
+                "events_dropped",
                 "warning",
-                f"Events being dropped! Total dropped: {dropped}",
+                snapshot.dropped_last_minute,
+                thresholds.dropped,
+                f"Events being dropped! Total dropped: {dropped_total}",
                 "Increase the worker count or AUDIT_MAX_QUEUE_LENGTH.",
             )
         )
     if snapshot.workers_alive == 0 and snapshot.queue_length > 0:
         found.append(
-            (
+            Finding(
+                "no_worker",
                 "critical",
+                0,
+                1,
                 "No audit worker is running",
                 "Start a worker: `dramatiq flask_audit.worker` (FLASK_APP set).",
             )
         )
-    if overflow > 0:
+    if snapshot.overflow_last_minute > 0:
         found.append(
-            (
+            Finding(
+                "queue_overflow",
                 "warning",
-                f"Queue overflowed: {overflow} events written directly to the database",
+                snapshot.overflow_last_minute,
+                0,
+                f"Queue overflowed: {snapshot.overflow_last_minute} events written directly to the database"
+                " in the last minute",
                 "Increase the worker count or AUDIT_MAX_QUEUE_LENGTH.",
             )
         )
     if snapshot.failed_length > 0:
         found.append(
-            (
+            Finding(
+                "failed_events",
                 "warning",
+                snapshot.failed_length,
+                0,
                 f"{snapshot.failed_length} events rejected by the database wait in the failed list",
-                "Inspect them (LRANGE on the failed list), fix the cause, then requeue them.",
+                "Inspect them with `flask audit failed list`, fix the cause, then `failed requeue`.",
             )
         )
+    return found
+
+
+def assess(snapshot: Snapshot, thresholds: Thresholds) -> Assessment:
+    """Health status (healthy, degraded, unhealthy), issues and recommendations."""
+    found = findings(snapshot, thresholds)
     if not found:
         return Assessment("healthy", [], [{"severity": "info", "message": "All systems operating normally."}])
-    status = "unhealthy" if any(sev == "critical" for sev, _, _ in found) else "degraded"
+    status = "unhealthy" if any(f.severity == "critical" for f in found) else "degraded"
     return Assessment(
         status,
-        [issue for _, issue, _ in found],
-        [{"severity": sev, "message": advice} for sev, _, advice in found],
+        [f.issue for f in found],
+        [{"severity": f.severity, "message": f.action} for f in found],
+    )
+
+
+def thresholds_of(config: AuditConfig) -> Thresholds:
+    return Thresholds(
+        queue_length=config.alert_queue_threshold,
+        failures_per_minute=config.alert_failures_per_minute,
+        dropped=config.alert_dropped_threshold,
     )

@@ -42,6 +42,10 @@ class Snapshot:
     avg_batch_time_ms: float
     workers_alive: int
     totals: dict[str, int] = field(default_factory=dict)
+    dropped_last_minute: int = 0
+    overflow_last_minute: int = 0
+    #: batch durations: histogram field ("le:0.05", "count", "sum") -> value
+    batch_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Metrics:
@@ -62,8 +66,54 @@ class Metrics:
             pipe.expire(bucket, BUCKET_TTL)
             pipe.execute()
 
-    def set_batch_size(self, size: int) -> None:
-        self.client.hset(self.totals_key, "current_batch_size", size)
+    def record_tick(self, depth: int, batch_size: int) -> None:
+        """The clock's reading: the batch size in force, and the depth for the dashboard's history."""
+        bucket = bucket_key(self.config.key_prefix, time.time())
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(self.totals_key, "current_batch_size", batch_size)
+            pipe.hset(bucket, mapping={"depth": depth, "batch_size": batch_size})
+            pipe.expire(bucket, BUCKET_TTL)
+            pipe.execute()
+
+    def series(self, minutes: int = 60) -> list[dict[str, float]]:
+        """Per-minute history, oldest first: inserted, failed, dropped, overflow, batches,
+        average batch ms, and the last queue depth and batch size the clock saw that minute."""
+        now = time.time()
+        per_minute = 60 // BUCKET_SECONDS
+        keys = [
+            bucket_key(self.config.key_prefix, now - i * BUCKET_SECONDS) for i in range(minutes * per_minute)
+        ]
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            rows = pipe.execute()
+        points = []
+        for minute in range(minutes - 1, -1, -1):
+            chunk = rows[minute * per_minute : (minute + 1) * per_minute]  # newest bucket first
+            sums: dict[str, float] = {}
+            last: dict[str, float] = {}
+            for row in chunk:
+                for k, v in row.items():
+                    name = k.decode()
+                    if name in ("depth", "batch_size"):
+                        last.setdefault(name, float(v))
+                    else:
+                        sums[name] = sums.get(name, 0.0) + float(v)
+            batches = sums.get("batches", 0.0)
+            points.append(
+                {
+                    "minute": int((now - minute * 60) // 60 * 60),
+                    "inserted": sums.get("inserted", 0.0),
+                    "failed": sums.get("failed", 0.0),
+                    "dropped": sums.get("dropped", 0.0),
+                    "overflow": sums.get("overflow", 0.0),
+                    "batches": batches,
+                    "avg_batch_ms": round(sums.get("batch_ms", 0.0) / batches, 1) if batches else 0.0,
+                    "depth": last.get("depth"),
+                    "batch_size": last.get("batch_size"),
+                }
+            )
+        return points
 
     def heartbeat(self, worker_id: str) -> None:
         """A worker says it is alive."""
@@ -92,14 +142,17 @@ class Metrics:
             pipe.llen(self.config.key("priority"))
             pipe.llen(self.config.failed_key)
             pipe.hgetall(self.workers_key)
+            pipe.hgetall(self.config.key("batch_seconds"))
             for key in buckets:
                 pipe.hgetall(key)
-            totals_raw, queue_len, priority_len, failed_len, workers, *bucket_rows = pipe.execute()
+            totals_raw, queue_len, priority_len, failed_len, workers, histogram, *bucket_rows = pipe.execute()
         totals = {k.decode(): int(float(v)) for k, v in totals_raw.items()}
         minute: dict[str, float] = {}
         for row in bucket_rows:
             for k, v in row.items():
-                minute[k.decode()] = minute.get(k.decode(), 0.0) + float(v)
+                name = k.decode()
+                if name not in ("depth", "batch_size"):
+                    minute[name] = minute.get(name, 0.0) + float(v)
         batches = int(minute.get("batches", 0))
         stale_after = now - 3 * self.config.heartbeat_seconds
         return Snapshot(
@@ -113,4 +166,7 @@ class Metrics:
             avg_batch_time_ms=round(minute.get("batch_ms", 0.0) / batches, 1) if batches else 0.0,
             workers_alive=sum(1 for at in workers.values() if float(at) >= stale_after),
             totals={name: totals.get(name, 0) for name in TOTALS},
+            dropped_last_minute=int(minute.get("dropped", 0)),
+            overflow_last_minute=int(minute.get("overflow", 0)),
+            batch_seconds={k.decode(): float(v) for k, v in histogram.items()},
         )

@@ -29,6 +29,18 @@ def _script(name: str) -> str:
 SCRIPTS = {name: _script(f"{name}.lua") for name in ("push", "claim", "settle", "requeue")}
 
 
+#: upper bounds (seconds) of the batch-duration histogram, as Prometheus buckets
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def histogram_bucket(seconds: float) -> str:
+    """The histogram field a duration is counted in: the smallest bound that holds it."""
+    for bound in DURATION_BUCKETS:
+        if seconds <= bound:
+            return f"le:{bound}"
+    return "le:+Inf"
+
+
 def bucket_key(prefix: str, at: float) -> str:
     """The key of the 10-second metrics bucket that holds time ``at``."""
     return f"{prefix}metrics:{int(at) // BUCKET_SECONDS}"
@@ -56,6 +68,7 @@ class AuditQueue:
         self.inflight_key = config.key("inflight")
         self.batch_prefix = config.key("batch:")
         self.totals_key = config.key("metrics")
+        self.histogram_key = config.key("batch_seconds")
         self._push = client.register_script(SCRIPTS["push"])
         self._claim = client.register_script(SCRIPTS["claim"])
         self._settle = client.register_script(SCRIPTS["settle"])
@@ -67,8 +80,8 @@ class AuditQueue:
         Entries past the cap are counted as dropped by the script under the ``drop`` policy; under
         ``direct`` the caller must write them through.
         """
-        keys = [self.queue_key, self.totals_key]
-        args = [self.config.max_queue_length, self.config.overflow_policy, *entries]
+        keys = [self.queue_key, self.totals_key, bucket_key(self.config.key_prefix, time.time())]
+        args = [self.config.max_queue_length, self.config.overflow_policy, BUCKET_TTL, *entries]
         return int(self._push(keys=keys, args=args))
 
     def push_priority(self, entry: bytes) -> None:
@@ -99,9 +112,19 @@ class AuditQueue:
             self.failed_key,
             self.totals_key,
             bucket_key(self.config.key_prefix, time.time()),
+            self.histogram_key,
         ]
         self._settle(
-            keys=keys, args=[batch.batch_id, inserted, f"{batch_ms:.3f}", BUCKET_TTL, statements, *failures]
+            keys=keys,
+            args=[
+                batch.batch_id,
+                inserted,
+                f"{batch_ms:.3f}",
+                BUCKET_TTL,
+                statements,
+                histogram_bucket(batch_ms / 1000),
+                *failures,
+            ],
         )
 
     def requeue(self, batch: Batch) -> int:

@@ -42,9 +42,10 @@ def test_failure_rate_asks_to_check_the_database():
     assert "database connection" in result.recommendations[0]["message"]
 
 
-def test_dropped_events_warn():
+def test_dropped_events_warn_while_they_are_being_dropped():
     totals = {name: 0 for name in TOTALS} | {"dropped": 1247}
-    result = assess(snapshot(totals=totals), Thresholds())
+    assert assess(snapshot(totals=totals), Thresholds()).status == "healthy"  # long ago
+    result = assess(snapshot(totals=totals, dropped_last_minute=12), Thresholds())
     assert result.status == "degraded"
     assert result.issues == ["Events being dropped! Total dropped: 1247"]
     assert (

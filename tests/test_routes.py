@@ -13,7 +13,7 @@ def test_audit_metrics_shape_and_values(make_app, any_redis):
         for i in range(7):
             audit.log("x", user_id=i)
     Drainer(runtime.queue, runtime.store).drain_once(5)
-    runtime.metrics.set_batch_size(100)
+    runtime.metrics.record_tick(depth=2, batch_size=100)
     runtime.metrics.heartbeat("test-worker")
     body = app.test_client().get("/api/v1/monitoring/audit-metrics").json
     assert set(body) == {"health", "metrics", "recommendations"}

@@ -1,13 +1,14 @@
 -- Push events onto the capped queue, atomically with the cap check and the counters.
--- KEYS[1] queue list, KEYS[2] totals hash
--- ARGV[1] cap, ARGV[2] policy ("direct" | "drop"), ARGV[3..] entries, oldest first
+-- KEYS[1] queue list, KEYS[2] totals hash, KEYS[3] the current 10-second metrics bucket
+-- ARGV[1] cap, ARGV[2] policy ("direct" | "drop"), ARGV[3] bucket TTL (s), ARGV[4..] entries,
+-- oldest first
 -- Returns how many entries were queued; the rest did not fit. Under "drop" they are counted as
 -- dropped here; under "direct" the caller writes them through and counts them as overflow.
 local cap = tonumber(ARGV[1])
 local room = cap - redis.call("LLEN", KEYS[1])
-local total = #ARGV - 2
+local total = #ARGV - 3
 local accepted = math.max(0, math.min(room, total))
-for i = 3, 2 + accepted do
+for i = 4, 3 + accepted do
   redis.call("LPUSH", KEYS[1], ARGV[i])
 end
 if accepted > 0 then
@@ -15,5 +16,7 @@ if accepted > 0 then
 end
 if accepted < total and ARGV[2] == "drop" then
   redis.call("HINCRBY", KEYS[2], "dropped", total - accepted)
+  redis.call("HINCRBY", KEYS[3], "dropped", total - accepted)
+  redis.call("EXPIRE", KEYS[3], ARGV[3])
 end
 return accepted

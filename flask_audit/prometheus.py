@@ -1,0 +1,77 @@
+"""GET /metrics: the shared counters in Prometheus's text format, built from one Redis snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from .metrics import Snapshot
+from .queue import DURATION_BUCKETS
+
+#: (metric name without _total, totals field, help)
+COUNTERS = (
+    ("audit_events_enqueued", "enqueued", "Events pushed onto the queue."),
+    ("audit_events_inserted", "inserted", "Events the workers stored in the database."),
+    ("audit_events_failed", "failed", "Events the database refused (filed in the failed list)."),
+    (
+        "audit_events_overflow",
+        "overflow",
+        "Events written straight to the database because the queue was full.",
+    ),
+    (
+        "audit_events_dropped",
+        "dropped",
+        "Events dropped because the queue was full (overflow policy 'drop').",
+    ),
+    (
+        "audit_events_spooled",
+        "spooled",
+        "Events written to the local spool while Redis and the database were down.",
+    ),
+    (
+        "audit_events_write_through",
+        "write_through",
+        "Events written straight to the database because Redis was down.",
+    ),
+    ("audit_critical_writes", "critical", "Critical events written synchronously."),
+    ("audit_db_statements", "db_statements", "INSERT and COPY statements the workers ran."),
+)
+
+
+class SnapshotCollector:
+    """A one-off collector over a snapshot already read (one Redis round trip per scrape)."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snapshot
+        for name, value, doc in (
+            ("audit_queue_length", s.queue_length + s.priority_length, "Events waiting in the queue."),
+            ("audit_failed_length", s.failed_length, "Events waiting in the failed list."),
+            ("audit_batch_size", s.current_batch_size, "Batch size the clock picked last."),
+            ("audit_workers_alive", s.workers_alive, "Worker processes with a fresh heartbeat."),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)
+        for name, field, doc in COUNTERS:
+            yield CounterMetricFamily(name, doc, value=s.totals.get(field, 0))
+        histogram = s.batch_seconds
+        cumulative, buckets = 0.0, []
+        for bound in DURATION_BUCKETS:
+            cumulative += histogram.get(f"le:{bound}", 0.0)
+            buckets.append((str(bound), cumulative))
+        buckets.append(("+Inf", cumulative + histogram.get("le:+Inf", 0.0)))
+        yield HistogramMetricFamily(
+            "audit_batch_duration_seconds",
+            "Time to write one batch, from claim to acknowledgement.",
+            buckets=buckets,
+            sum_value=histogram.get("sum", 0.0),
+        )
+
+
+def exposition(snapshot: Snapshot) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    return generate_latest(registry)
