@@ -1,0 +1,107 @@
+"""The dashboard in a real browser: headless Chromium loads it, the charts are drawn from the live
+JSON, and the console stays clean."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from flask_audit.drain import Drainer
+from tests.conftest import REQUIRE_SERVICES
+
+#: Chromium's flags for a closed network and no sandbox (tests run as root)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=5000",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        message = "Chromium is not installed (apt-get install chromium)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + "; required in CI", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def served(make_app, fake_redis):
+    """The app on a loopback port, with a backlog, drained batches and critical events."""
+    app, audit = make_app(redis_client=fake_redis)
+    runtime = audit.runtime(app)
+    with app.app_context():
+        for i in range(250):
+            audit.log("api_key_created", user_id=i)
+        for i in range(3):
+            audit.critical(
+                "permanent_ban_applied",
+                user_id=f"u{i}",
+                resource_type="account",
+                description=f"User permanently banned after {i + 3} violations",
+            )
+    Drainer(runtime.queue, runtime.store).drain_once(100)
+    runtime.metrics.record_tick(depth=150, batch_size=100)
+    runtime.metrics.heartbeat("w1")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", runtime
+    server.shutdown()
+
+
+def render(chromium: str, url: str, tmp_path) -> tuple[str, str]:
+    result = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path}/chromium", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.stdout, result.stderr
+
+
+def test_dashboard_draws_live_data_without_console_errors(chromium, served, tmp_path):
+    base, runtime = served
+    dom, log = render(chromium, base + "/api/v1/monitoring/dashboard", tmp_path)
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    attributes = dict(re.findall(r'data-(\w+)="([^"]*)"', body))
+    assert int(attributes["loaded"]) >= 1, dom[:2000]
+    assert attributes["charts"] == "4"
+    assert attributes["errors"] == "0"
+    assert re.search(r'id="t-queue" class="value">150<', dom)  # the live queue length
+    assert re.search(r'id="status" class="badge (healthy|degraded|unhealthy)"', dom)
+    assert dom.count("permanent_ban_applied") == 3
+    assert "User permanently banned after 5 violations" in dom
+    console_errors = [line for line in log.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console_errors == []
+
+
+def test_dashboard_with_a_token_in_the_url(chromium, make_app, fake_redis, tmp_path):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_MONITORING_TOKEN="t0ken")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        dom, _ = render(
+            chromium,
+            f"http://127.0.0.1:{server.server_port}/api/v1/monitoring/dashboard?token=t0ken",
+            tmp_path,
+        )
+    finally:
+        server.shutdown()
+    attributes = dict(re.findall(r'data-(\w+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
+    assert int(attributes["loaded"]) >= 1 and attributes["errors"] == "0"
