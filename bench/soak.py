@@ -45,11 +45,43 @@ def post(url: str, rid: str) -> bool:
         return False
 
 
+def rss_of_children(pid: int) -> float:
+    """Resident memory of a process's children (gunicorn's workers), in MiB."""
+    total = 0
+    for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
+        for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def screenshot(url: str, path: str, logs: Path) -> None:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--window-size=1300,1150",
+        "--virtual-time-budget=4000",
+    ]
+    subprocess.run(
+        ["chromium", *flags, f"--user-data-dir={logs}/chromium", f"--screenshot={path}", url],
+        capture_output=True,
+        timeout=120,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second (200 = 12,000/min)")
     parser.add_argument("--restart-every", type=float, default=30.0, help="seconds between worker restarts")
+    parser.add_argument("--screenshot", help="save a PNG of the dashboard here at the end of the load")
     args = parser.parse_args()
 
     db = f"audit_soak_{uuid.uuid4().hex[:8]}"
@@ -105,6 +137,8 @@ def main() -> int:
         started = time.monotonic()
         for t in pool:
             t.start()
+        time.sleep(10)
+        web_rss_start = rss_of_children(procs["web"].pid)
         restarts, kill = 0, True
         deadline = started + args.minutes * 60
         while time.monotonic() < deadline:
@@ -120,6 +154,9 @@ def main() -> int:
             kill = not kill
             restarts += 1
             procs["worker"] = Process(f"worker{restarts}", worker_cmd, env, logs)
+        web_rss = rss_of_children(procs["web"].pid)
+        if args.screenshot:
+            screenshot(f"http://127.0.0.1:{port}/api/v1/monitoring/dashboard", args.screenshot, logs)
         stop.set()
         for t in pool:
             t.join(10)
@@ -141,6 +178,9 @@ def main() -> int:
         print(f"requests accepted   {len(accepted):8d}  ({len(accepted) / elapsed * 60:,.0f}/min)")
         print(f"requests failed     {errors[0]:8d}")
         print(f"worker restarts     {restarts:8d}  (SIGKILL and SIGTERM in turn)")
+        print(
+            f"web workers' RSS    {web_rss_start:8.1f} MiB after 10 s of load, {web_rss:.1f} MiB at the end"
+        )
         print(f"rows stored         {rows:8d}")
         print(f"distinct event_ids  {distinct:8d}")
         print(f"accepted, not found {len(missing):8d}")
