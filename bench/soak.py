@@ -25,7 +25,7 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.processes import Process, free_port, python, wait_for
+from tests.processes import CHROMIUM_FLAGS, Process, free_port, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -56,19 +56,7 @@ def rss_of_children(pid: int) -> float:
 
 
 def screenshot(url: str, path: str, logs: Path) -> None:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--window-size=1300,1150",
-        "--virtual-time-budget=4000",
-    ]
+    flags = [*CHROMIUM_FLAGS, "--hide-scrollbars", "--window-size=1300,1150", "--virtual-time-budget=4000"]
     subprocess.run(
         ["chromium", *flags, f"--user-data-dir={logs}/chromium", f"--screenshot={path}", url],
         capture_output=True,

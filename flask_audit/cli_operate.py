@@ -13,27 +13,14 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .errors import AuditValidationError
+from .event import FIELDS
 from .failed import FailedList
 from .query import EQUALITY_FILTERS, parse_filters, stream, to_dict
 from .retention import expire
 from .runtime import AuditRuntime
 
-#: columns of the CSV export, in order
-CSV_COLUMNS = (
-    "id",
-    "event_id",
-    "created_at",
-    "event_type",
-    "event_category",
-    "user_id",
-    "resource_type",
-    "resource_id",
-    "description",
-    "metadata",
-    "ip_address",
-    "user_agent",
-    "request_id",
-)
+#: columns of the CSV export, in order: the row id, then the event's fields
+CSV_COLUMNS = ("id", *FIELDS)
 
 
 def _runtime() -> AuditRuntime:

@@ -13,21 +13,10 @@ from werkzeug.serving import make_server
 
 from flask_audit.drain import Drainer
 from tests.conftest import REQUIRE_SERVICES
+from tests.processes import CHROMIUM_FLAGS
 
-#: Chromium's flags for a closed network and no sandbox (tests run as root)
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--enable-logging=stderr",
-    "--v=0",
-    "--virtual-time-budget=5000",
-]
+#: headless Chromium, logging the page's console to stderr, given time to run the page's script
+BROWSER = [*CHROMIUM_FLAGS, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000"]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +56,7 @@ def served(make_app, fake_redis):
 
 def render(chromium: str, url: str, tmp_path) -> tuple[str, str]:
     result = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path}/chromium", "--dump-dom", url],
+        [chromium, *BROWSER, f"--user-data-dir={tmp_path}/chromium", "--dump-dom", url],
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,7 +8,11 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
 def test_every_key_is_documented_with_its_meaning():
-    rows = {line.split("|")[1].strip().strip("`"): line for line in README.splitlines() if line.startswith("| `AUDIT_")}
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in README.splitlines()
+        if line.startswith("| `AUDIT_")
+    }
     assert set(DEFAULTS) <= set(rows), sorted(set(DEFAULTS) - set(rows))
     for key, (_default, meaning) in DEFAULTS.items():
         assert meaning in rows[key], key
