@@ -58,7 +58,7 @@ def fill_from_request(fields: dict[str, Any], user_loader: Callable[[], Any] | N
     if fields.get("user_id") is None and user_loader is not None:
         try:
             fields["user_id"] = user_loader()
-        except Exception as exc:
+        except Exception as exc:  # a broken loader must not break the request
             safety.swallowed(exc, "user_loader")
 
 

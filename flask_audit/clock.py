@@ -157,7 +157,7 @@ class Clock:
         def run() -> None:
             try:
                 job()
-            except Exception as exc:
+            except Exception as exc:  # Redis or the database down: try again next run
                 logger.warning("%s failed: %s", job.__name__, exc)
 
         run.__name__ = run.__qualname__ = f"audit-{job.__name__}"

@@ -119,5 +119,5 @@ class Drainer:
     def _give_back(self, batch: Batch) -> None:
         try:
             self.queue.requeue(batch)
-        except Exception:
+        except Exception:  # the reaper returns it after the visibility timeout
             pass

@@ -118,7 +118,7 @@ class FlaskAudit:
         event = self._build(runtime, event_type, event_category, fields)
         try:
             runtime.submit(event)
-        except Exception as exc:
+        except Exception as exc:  # the boundary of the request path: nothing gets past it
             safety.swallowed(exc, "audit.log")
             runtime.spool_entries([event.to_entry()])
         return event.event_id
@@ -162,7 +162,7 @@ class FlaskAudit:
                             else None
                         )
                         self.log(event_type, resource_id=rid, **fields)
-                    except Exception as exc:
+                    except Exception as exc:  # the view already succeeded: do not turn it into a 500
                         safety.swallowed(exc, f"audited({event_type})")
                 return response
 

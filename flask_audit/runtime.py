@@ -176,7 +176,7 @@ class AuditRuntime:
     def _replay_quietly(self) -> None:
         try:
             self.replay_spool()
-        except Exception as exc:
+        except Exception as exc:  # the spool keeps what was not delivered
             safety.swallowed(exc, "spool replay")
 
     def _write_through(self, entries: list[bytes], counter: str) -> str:

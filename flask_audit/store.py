@@ -257,7 +257,7 @@ class _Translate:
             if _is_transient(exc):
                 try:
                     self.database.close()
-                except Exception:
+                except Exception:  # the connection is already broken
                     pass
                 raise TransientStoreError(f"database unavailable: {exc}") from exc
             raise RejectedError(str(exc).strip()) from exc

@@ -74,14 +74,14 @@ class Heartbeat(Middleware):
         self._stop.set()
         try:
             self.runtime.background_metrics.forget_worker(self.worker_id)
-        except Exception:
+        except Exception:  # a stale heartbeat goes stale by itself
             pass
 
     def _beat(self) -> None:
         while not self._stop.is_set():
             try:
                 self.runtime.background_metrics.heartbeat(self.worker_id)
-            except Exception as exc:
+            except Exception as exc:  # keep beating: Redis may come back
                 logger.warning("heartbeat failed: %s", exc)
             self._stop.wait(self.runtime.config.heartbeat_seconds)
 
