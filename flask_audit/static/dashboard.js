@@ -23,9 +23,12 @@ function lineChart(canvas, labels, series) {
     ctx.beginPath(); ctx.moveTo(left, y(max * frac)); ctx.lineTo(w - 8, y(max * frac)); ctx.stroke();
     ctx.fillText(Math.round(max * frac).toLocaleString(), 2, y(max * frac) + 4);
   }
-  for (const i of [0, Math.floor(labels.length / 2), labels.length - 1]) {
-    if (labels[i] !== undefined) ctx.fillText(labels[i], x(i) - 14, h - 4);
-  }
+  [0, Math.floor(labels.length / 2), labels.length - 1].forEach((i, n) => {
+    if (labels[i] === undefined) return;
+    ctx.textAlign = ["left", "center", "right"][n];
+    ctx.fillText(labels[i], x(i), h - 4);
+  });
+  ctx.textAlign = "left";
   series.forEach((s, n) => {
     ctx.strokeStyle = COLORS[n % COLORS.length]; ctx.lineWidth = 2; ctx.beginPath();
     let drawing = false;
