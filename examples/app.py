@@ -6,6 +6,7 @@ Run it with ``make run`` (web, worker and clock), or ``flask --app examples.app 
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from typing import Any
 
 from flask import Flask, abort, jsonify, request
@@ -16,6 +17,8 @@ audit = FlaskAudit(user_loader=lambda: request.headers.get("X-User-ID"))
 
 #: quota of API calls per user and month in this example
 MONTHLY_QUOTA = 10000
+#: keys this demo keeps in memory (a real app has a database): oldest forgotten first
+MAX_KEYS = 10000
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -23,7 +26,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config or {})
     audit.init_app(app)
-    keys: dict[str, dict[str, Any]] = {}
+    keys: OrderedDict[str, dict[str, Any]] = OrderedDict()
     usage: dict[str, int] = {}
 
     @app.post("/api/v1/keys")

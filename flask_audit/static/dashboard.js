@@ -21,7 +21,7 @@ function lineChart(canvas, labels, series) {
   ctx.strokeStyle = "#e5e7eb"; ctx.fillStyle = "#6b7280"; ctx.font = "11px sans-serif";
   for (const frac of [0, 0.5, 1]) {
     ctx.beginPath(); ctx.moveTo(left, y(max * frac)); ctx.lineTo(w - 8, y(max * frac)); ctx.stroke();
-    ctx.fillText(Math.round(max * frac).toLocaleString(), 2, y(max * frac) + 4);
+    ctx.fillText((max * frac).toLocaleString(undefined, { maximumFractionDigits: 1 }), 2, y(max * frac) + 4);
   }
   [0, Math.floor(labels.length / 2), labels.length - 1].forEach((i, n) => {
     if (labels[i] === undefined) return;
