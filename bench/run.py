@@ -155,7 +155,9 @@ class Bench:
                 t0 = time.perf_counter_ns()
                 baudit.log(**kw)
                 buffered.append(time.perf_counter_ns() - t0)
-            baudit.runtime(bapp).buffer.flush()
+            # close() flushes and stops the flush thread, whose wake-ups would otherwise take the
+            # GIL in the middle of the measurements that follow
+            baudit.runtime(bapp).buffer.close()
         for name, samples in (("bare", bare), ("log", ours), ("buffered", buffered)):
             self.record(
                 name,

@@ -58,12 +58,17 @@ def stop(processes: dict[str, subprocess.Popen]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--for", dest="seconds", type=float, default=None, help="stop after this long")
+    parser.add_argument(
+        "--redis-db",
+        default=os.path.join(ROOT, "instance", "audit-redis.db"),
+        help="the embedded Redis's database file (when AUDIT_REDIS_URL is not set)",
+    )
     args = parser.parse_args()
 
     env = dict(os.environ, FLASK_APP="examples.app", PYTHONUNBUFFERED="1")
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     if not env.get("AUDIT_REDIS_URL"):
-        env["AUDIT_REDIS_URL"] = embedded_redis_url(os.path.join(ROOT, "instance", "audit-redis.db"))
+        env["AUDIT_REDIS_URL"] = embedded_redis_url(args.redis_db)
         print(f"embedded Redis: {env['AUDIT_REDIS_URL']}")
     subprocess.run([sys.executable, "-m", "flask", "audit", "init-db"], env=env, cwd=ROOT, check=True)
 

