@@ -129,8 +129,7 @@ def main() -> int:
         started = time.monotonic()
         for t in pool:
             t.start()
-        time.sleep(10)
-        web_rss_start = rss_of_children(procs["web"].pid)
+        web_rss = [rss_of_children(procs["web"].pid)]
         restarts, kill = 0, True
         deadline = started + args.minutes * 60
         while time.monotonic() < deadline:
@@ -146,7 +145,8 @@ def main() -> int:
             kill = not kill
             restarts += 1
             procs["worker"] = Process(f"worker{restarts}", worker_cmd, env, logs)
-        web_rss = rss_of_children(procs["web"].pid)
+            web_rss.append(rss_of_children(procs["web"].pid))
+        web_rss.append(rss_of_children(procs["web"].pid))
         if args.screenshot:
             screenshot(f"http://127.0.0.1:{port}/api/v1/monitoring/dashboard", args.screenshot, logs)
         stop.set()
@@ -179,7 +179,9 @@ def main() -> int:
         print(f"requests failed     {errors[0]:8d}")
         print(f"worker restarts     {restarts:8d}  (SIGKILL and SIGTERM in turn)")
         print(
-            f"web workers' RSS    {web_rss_start:8.1f} MiB after 10 s of load, {web_rss:.1f} MiB at the end"
+            "web workers' RSS    "
+            + ", ".join(f"{mib:.0f}" for mib in web_rss)
+            + " MiB (at start, each restart, end)"
         )
         print(f"rows stored         {rows:8d}")
         print(f"distinct event_ids  {distinct:8d}")

@@ -37,6 +37,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             "name": body.get("name", "default"),
             "permissions": body.get("permissions", ["read"]),
         }
+        if len(keys) > MAX_KEYS:
+            keys.popitem(last=False)
         audit.log(
             "api_key_created",
             resource_type="api_key",
