@@ -44,6 +44,13 @@ FROM generate_series(1, %(rows)s) AS i
 """
 
 
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def timed(fn):
     started = time.perf_counter()
     result = fn()
@@ -117,10 +124,14 @@ def main() -> int:
                 f"\nexport of a month ({count:,} rows, {fmt}): {export_s:.2f} s, {count / export_s:,.0f} rows/s"
             )
         everything = Filters()
+        rss_before = rss_mib()
         count, export_s = timed(
             lambda: _write("jsonl", stream(store, everything), _Discard(), lambda n: None)
         )
-        print(f"export of all {count:,} rows (jsonl): {export_s:.1f} s, {count / export_s:,.0f} rows/s")
+        print(
+            f"export of all {count:,} rows (jsonl): {export_s:.1f} s, {count / export_s:,.0f} rows/s; "
+            f"this process's RSS {rss_before:.0f} MiB before, {rss_mib():.0f} MiB after"
+        )
 
         cutoff = END - timedelta(days=int(args.rows / 1440 / 2))  # the older half
         result, purge_s = timed(lambda: expire(store, cutoff, chunk=5000))
