@@ -3,6 +3,7 @@ Prometheus metrics, and the dashboard. All but health need AUDIT_MONITORING_TOKE
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import redis
@@ -30,11 +31,9 @@ def require_token() -> None:
         return
     if bearer_matches(token):
         return
-    if request.endpoint == "audit_monitoring.dashboard" and request.args.get("token"):
-        import hmac
-
-        if hmac.compare_digest(request.args["token"].encode(), token.encode()):
-            return
+    given = request.args.get("token") if request.endpoint == "audit_monitoring.dashboard" else None
+    if given and hmac.compare_digest(given.encode(), token.encode()):
+        return
     abort(401)
 
 
