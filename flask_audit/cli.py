@@ -78,7 +78,7 @@ def status(as_json: bool) -> None:
         click.echo(json.dumps({"health": assessment.__dict__, "metrics": snapshot.__dict__}, indent=2))
         return
     click.echo(f"status      {assessment.status}")
-    click.echo(f"queue       {snapshot.queue_length} (+{snapshot.priority_length} priority)")
+    click.echo(f"queue       {snapshot.waiting} ({snapshot.priority_length} of them priority)")
     click.echo(f"batch size  {snapshot.current_batch_size}")
     click.echo(f"last minute {snapshot.inserts_last_minute} inserted, {snapshot.failures_last_minute} failed")
     click.echo(f"avg batch   {snapshot.avg_batch_time_ms} ms")

@@ -48,14 +48,14 @@ def findings(snapshot: Snapshot, thresholds: Thresholds) -> list[Finding]:
     """Each problem the numbers show, with the original design's action for it."""
     found: list[Finding] = []
     dropped_total = snapshot.totals.get("dropped", 0)
-    if snapshot.queue_length > thresholds.queue_length:
+    if snapshot.waiting > thresholds.queue_length:
         found.append(
             Finding(
                 "queue_backed_up",
                 "critical",
-                snapshot.queue_length,
+                snapshot.waiting,
                 thresholds.queue_length,
-                f"Audit queue backed up! Queue length: {snapshot.queue_length}",
+                f"Audit queue backed up! Queue length: {snapshot.waiting}",
                 "Scale workers: start more `dramatiq` worker processes.",
             )
         )
@@ -81,7 +81,7 @@ def findings(snapshot: Snapshot, thresholds: Thresholds) -> list[Finding]:
                 "Increase the worker count or AUDIT_MAX_QUEUE_LENGTH.",
             )
         )
-    if snapshot.workers_alive == 0 and snapshot.queue_length > 0:
+    if snapshot.workers_alive == 0 and snapshot.waiting > 0:
         found.append(
             Finding(
                 "no_worker",

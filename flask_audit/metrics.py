@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import redis
@@ -47,6 +48,11 @@ class Snapshot:
     #: batch durations: histogram field ("le:0.05", "count", "sum") -> value
     batch_seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def waiting(self) -> int:
+        """Events waiting to be drained: the queue and the priority list."""
+        return self.queue_length + self.priority_length
+
 
 class Metrics:
     """Reads and writes the shared counters of one app."""
@@ -57,12 +63,13 @@ class Metrics:
         self.totals_key = config.key("metrics")
         self.workers_key = config.key("workers")
 
-    def incr(self, name: str, amount: int = 1) -> None:
-        """Add to a total (and to the current bucket, for the per-minute figures)."""
+    def incr(self, amounts: Mapping[str, int]) -> None:
+        """Add to totals (and to the current bucket, for the per-minute figures), in one round trip."""
         bucket = bucket_key(self.config.key_prefix, time.time())
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.hincrby(self.totals_key, name, amount)
-            pipe.hincrby(bucket, name, amount)
+            for name, amount in amounts.items():
+                pipe.hincrby(self.totals_key, name, amount)
+                pipe.hincrby(bucket, name, amount)
             pipe.expire(bucket, BUCKET_TTL)
             pipe.execute()
 

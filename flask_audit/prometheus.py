@@ -49,7 +49,7 @@ class SnapshotCollector:
     def collect(self) -> Iterator[Metric]:
         s = self.snapshot
         for name, value, doc in (
-            ("audit_queue_length", s.queue_length + s.priority_length, "Events waiting in the queue."),
+            ("audit_queue_length", s.waiting, "Events waiting in the queue."),
             ("audit_failed_length", s.failed_length, "Events waiting in the failed list."),
             ("audit_batch_size", s.current_batch_size, "Batch size the clock picked last."),
             ("audit_workers_alive", s.workers_alive, "Worker processes with a fresh heartbeat."),

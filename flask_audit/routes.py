@@ -57,7 +57,7 @@ def audit_metrics() -> Any:
         {
             "health": {"status": assessment.status, "issues": assessment.issues},
             "metrics": {
-                "queue_length": snapshot.queue_length + snapshot.priority_length,
+                "queue_length": snapshot.waiting,
                 "current_batch_size": snapshot.current_batch_size,
                 "inserts_last_minute": snapshot.inserts_last_minute,
                 "failures_last_minute": snapshot.failures_last_minute,
@@ -114,7 +114,7 @@ def dashboard_data() -> Any:
         {
             "health": {"status": assessment.status, "issues": assessment.issues},
             "snapshot": {
-                "queue_length": snapshot.queue_length + snapshot.priority_length,
+                "queue_length": snapshot.waiting,
                 "failed_length": snapshot.failed_length,
                 "current_batch_size": snapshot.current_batch_size,
                 "avg_batch_time_ms": snapshot.avg_batch_time_ms,

@@ -205,9 +205,8 @@ class AuditRuntime:
     def _count(self, name: str, amount: int = 1) -> None:
         """Count in Redis; while Redis is down the count waits in memory for the next success."""
         self._unsent_counts[name] += amount
-        if self.breaker.is_open and not self.breaker.allow():
-            return
-        self._flush_counts()
+        if not self.breaker.is_open:  # otherwise the next successful push flushes them
+            self._flush_counts()
 
     def _flush_counts(self) -> None:
         if not self._unsent_counts:
@@ -215,8 +214,7 @@ class AuditRuntime:
         with self._lock:
             counts, self._unsent_counts = self._unsent_counts, Counter()
         try:
-            for name, amount in counts.items():
-                self.metrics.incr(name, amount)
+            self.metrics.incr(counts)
         except redis.RedisError as exc:
             self.breaker.record_failure()
             safety.swallowed(exc, "redis metrics")
