@@ -3,15 +3,22 @@ AUDIT_ALERT_WEBHOOK_URL once per condition, again after the cooldown, and resolv
 
 The decision (``decide``) is pure. State lives in Redis so a new leading clock keeps the cooldowns.
 Webhooks are sent by one background thread through a bounded queue: a slow or dead endpoint
-never holds up the clock, let alone the drain.
+never holds up the clock, let alone the drain. They go to http or https URLs only, follow no
+redirect, are retried twice with back-off, carry a ``timestamp``, and are signed with
+AUDIT_ALERT_WEBHOOK_SECRET when it is set (``X-Audit-Signature: sha256=<hex>``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import queue
 import threading
+import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,6 +33,9 @@ logger = logging.getLogger("flask_audit.alerts")
 WEBHOOK_TIMEOUT = 5.0
 #: notifications waiting for the webhook thread; past this they are logged and dropped
 WEBHOOK_BACKLOG = 100
+#: seconds to wait before each retry of a failed POST (two retries)
+WEBHOOK_RETRY_DELAYS = (1.0, 3.0)
+SIGNATURE_HEADER = "X-Audit-Signature"
 
 
 @dataclass
@@ -89,11 +99,22 @@ def decide(
 class Alerter:
     """Keeps alert state in Redis and delivers notices to the log and the webhook."""
 
-    def __init__(self, client: redis.Redis, key: str, webhook_url: str | None, cooldown: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        webhook_url: str | None,
+        cooldown: float,
+        *,
+        secret: str | None = None,
+        retry_delays: tuple[float, ...] | None = None,
+    ) -> None:
         self.client = client
         self.key = key
         self.webhook_url = webhook_url
         self.cooldown = cooldown
+        self.secret = secret
+        self.retry_delays = WEBHOOK_RETRY_DELAYS if retry_delays is None else retry_delays
         self._outbox: queue.Queue[Notice] = queue.Queue(maxsize=WEBHOOK_BACKLOG)
         self._sender: threading.Thread | None = None
 
@@ -135,11 +156,24 @@ class Alerter:
         while True:
             notice = self._outbox.get()
             try:
-                post_json(self.webhook_url or "", notice.payload())
-            except Exception as exc:  # the endpoint's trouble, not ours: log and go on
-                logger.error("alert webhook failed (%s): %s", exc, notice.text)
+                self._send(notice)
             finally:
                 self._outbox.task_done()
+
+    def _send(self, notice: Notice) -> None:
+        """POST one notice, retrying with back-off; the endpoint's trouble is logged, not raised."""
+        body = {**notice.payload(), "timestamp": int(time.time())}
+        for attempt, delay in enumerate((*self.retry_delays, None)):
+            try:
+                post_json(self.webhook_url or "", body, secret=self.secret)
+                return
+            except Exception as exc:  # the endpoint's trouble, not ours: retry, then log and go on
+                if delay is None:
+                    logger.error(
+                        "alert webhook failed after %d attempts (%s): %s", attempt + 1, exc, notice.text
+                    )
+                    return
+                time.sleep(delay)
 
     def join(self, timeout: float = 10.0) -> None:
         """Wait until the queued webhooks are sent (tests, shutdown)."""
@@ -149,9 +183,29 @@ class Alerter:
         deadline.wait(timeout)
 
 
-def post_json(url: str, body: dict[str, Any]) -> int:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A webhook that redirects is refused: the alert must not be sent somewhere else."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, f"redirect to {newurl} refused", headers, fp)
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The X-Audit-Signature value: ``sha256=`` and the HMAC-SHA256 of the raw body, in hex."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_json(url: str, body: dict[str, Any], *, secret: str | None = None) -> int:
+    """POST ``body`` as JSON to an http or https URL, without following redirects."""
+    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise ValueError("the alert webhook must be an http or https URL")
+    data = json.dumps(body, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "flask-audit"}
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(data, secret)
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
+    with _opener.open(request, timeout=WEBHOOK_TIMEOUT) as response:
         return response.status

@@ -7,13 +7,16 @@ missing credentials get 401 with no detail.
 from __future__ import annotations
 
 import hmac
+import logging
 import uuid
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from .errors import AuditValidationError
-from .query import page, parse_filters, parse_limit, to_dict
+from .errors import AuditError, AuditValidationError
+from .query import decode_cursor, page, parse_filters, parse_limit, to_dict
+
+logger = logging.getLogger(__name__)
 
 #: the query-string keys the list route understands
 KNOWN_ARGS = {
@@ -60,9 +63,15 @@ def list_logs() -> Any:
     try:
         filters = parse_filters(args)
         limit = parse_limit(args.get("limit"))
-        rows, next_cursor = page(_store(), filters, limit, args.get("cursor") or None)
+        cursor = args.get("cursor") or None
+        if cursor is not None:
+            decode_cursor(cursor)  # a bad cursor is the caller's 400, before any query
+        rows, next_cursor = page(_store(), filters, limit, cursor)
     except AuditValidationError as exc:
         return _bad_request(exc)
+    except AuditError as exc:  # the database: its details go to the log, not to the caller
+        logger.warning("query API: %s", exc)
+        return jsonify({"error": "the audit database is unavailable"}), 503
     return jsonify({"items": [to_dict(row) for row in rows], "next_cursor": next_cursor})
 
 
@@ -71,8 +80,14 @@ def get_log(event_id: str) -> Any:
         key = uuid.UUID(event_id)
     except ValueError:
         return _bad_request(AuditValidationError("event_id", "must be a UUID"))
-    model = _store().model
-    row = model.get_or_none(model.event_id == key)
+    store = _store()
+    model = store.model
+    try:
+        with store._translate():
+            row = model.get_or_none(model.event_id == key)
+    except AuditError as exc:
+        logger.warning("query API: %s", exc)
+        return jsonify({"error": "the audit database is unavailable"}), 503
     if row is None:
         abort(404)
     return jsonify(to_dict(row))

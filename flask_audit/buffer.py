@@ -1,5 +1,6 @@
-"""Buffered mode (AUDIT_BUFFERED): audit.log hands the validated event to an in-process buffer,
-and a background thread serialises what has gathered and pushes it to Redis in one round trip.
+"""Buffered mode (AUDIT_BUFFERED): audit.log hands the event's queue entry (serialised when the
+event was built, so no flush can fail on one event's content) to an in-process buffer, and a
+background thread pushes what has gathered to Redis in one round trip.
 
 The loss window on a hard crash (SIGKILL, power) is what the buffer holds: at most
 AUDIT_BUFFER_FLUSH_MS of events, and never more than AUDIT_BUFFER_MAX_EVENTS. A normal exit
@@ -15,7 +16,6 @@ from collections import deque
 from collections.abc import Callable
 
 from . import safety
-from .event import AuditEvent
 
 #: entries pushed per Lua call when a flush is large
 PUSH_CHUNK = 1000
@@ -28,31 +28,39 @@ class EventBuffer:
         self.deliver = deliver
         self.flush_seconds = flush_seconds
         self.max_events = max_events
-        self._events: deque[AuditEvent] = deque()
+        self._entries: deque[bytes] = deque()
         self._wake = threading.Event()
+        #: held by one flush at a time, across its delivery
         self._lock = threading.Lock()
+        #: held only to append or to take the whole buffer: never across a delivery
+        self._swap = threading.Lock()
         self._pid = 0
         self._closed = False
         atexit.register(self.close)
 
-    def add(self, event: AuditEvent) -> None:
-        """Take one event; when the buffer is full the flush happens now, on the caller's thread."""
+    def add(self, entry: bytes) -> None:
+        """Take one queue entry; when the buffer is full the flush happens now, on the caller's
+        thread. Appends under the lock that ``flush`` swaps the buffer under, so that no entry
+        can land in a buffer that a flush has already taken."""
         if self._pid != os.getpid():
             self._start()  # first use, or first use after a fork (gunicorn --preload)
-        self._events.append(event)
-        if len(self._events) >= self.max_events:
+        with self._swap:
+            self._entries.append(entry)
+            full = len(self._entries) >= self.max_events
+        if full:
             self.flush()
 
     def flush(self) -> int:
-        """Serialise and push everything buffered so far; returns how many events were handed on."""
+        """Push everything buffered so far; returns how many entries were handed on."""
         with self._lock:
-            events, self._events = list(self._events), deque()
-            for start in range(0, len(events), PUSH_CHUNK):
-                self.deliver([event.to_entry() for event in events[start : start + PUSH_CHUNK]])
-            return len(events)
+            with self._swap:
+                entries, self._entries = list(self._entries), deque()
+            for start in range(0, len(entries), PUSH_CHUNK):
+                self.deliver(entries[start : start + PUSH_CHUNK])
+            return len(entries)
 
     def pending(self) -> int:
-        return len(self._events)
+        return len(self._entries)
 
     def close(self) -> None:
         """Stop the thread and flush what is left (atexit)."""

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response, has_request_context, request
 
 from . import safety
-from .event import _normal_ip
+from .sanitize import normal_ip
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: where the request id is cached for the rest of the request
@@ -63,5 +63,6 @@ def fill_from_request(fields: dict[str, Any], user_loader: Callable[[], Any] | N
 
 
 def _valid_ip(value: str | None) -> str | None:
-    """remote_addr is not always an IP (a Unix socket, a test client): keep it only when it is."""
-    return _normal_ip(value) if value else None
+    """remote_addr is not always an IP (a Unix socket, a test client): keep it only when it is.
+    It is passed on as it came, so that dropping a zone id is recorded on the event."""
+    return value if value and normal_ip(value) is not None else None

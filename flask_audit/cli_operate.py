@@ -13,6 +13,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .errors import AuditValidationError
+from .escaping import csv_cell, for_terminal
 from .event import FIELDS
 from .failed import FailedList
 from .query import EQUALITY_FILTERS, parse_filters, stream, to_dict
@@ -49,13 +50,13 @@ def failed_list(as_json: bool, limit: int | None) -> None:
     records = _failed().records(limit)
     for record in records:
         if as_json:
-            click.echo(json.dumps(record.data))
+            _echo(json.dumps(record.data))
             continue
         data = record.data
-        entry = data.get("entry", "")
-        click.echo(f"{record.id}  {data.get('failed_at', '?')}  attempts={data.get('attempts', '?')}")
-        click.echo(f"    error: {data.get('error')}")
-        click.echo(f"    event: {entry[:160]}{'...' if len(entry) > 160 else ''}")
+        entry = str(data.get("entry", ""))
+        _echo(f"{record.id}  {data.get('failed_at', '?')}  attempts={data.get('attempts', '?')}")
+        _echo(f"    error: {data.get('error')}")
+        _echo(f"    event: {entry[:160]}{'...' if len(entry) > 160 else ''}")
     if not as_json:
         click.echo(f"{len(records)} failed event(s). Requeue with: flask audit failed requeue ID... | --all")
 
@@ -152,7 +153,11 @@ def export(fmt: str, since: str | None, until: str | None, output: str | None, *
 
 
 def _write(fmt: str, rows: Any, out: IO[str], progress: Any) -> int:
+    """Write rows as JSON lines or CSV; CSV cells never start a formula, and a terminal never
+    receives a control character."""
     written = 0
+    if _is_terminal(out):
+        out = _TerminalSafe(out)
     writer = csv.writer(out) if fmt == "csv" else None
     if writer:
         writer.writerow(CSV_COLUMNS)
@@ -160,7 +165,7 @@ def _write(fmt: str, rows: Any, out: IO[str], progress: Any) -> int:
         data = to_dict(row)
         if writer:
             data["metadata"] = json.dumps(data["metadata"]) if data["metadata"] is not None else ""
-            writer.writerow([data[c] if data[c] is not None else "" for c in CSV_COLUMNS])
+            writer.writerow([csv_cell(data[c]) if data[c] is not None else "" for c in CSV_COLUMNS])
         else:
             out.write(json.dumps(data, ensure_ascii=False) + "\n")
         written += 1
@@ -168,6 +173,31 @@ def _write(fmt: str, rows: Any, out: IO[str], progress: Any) -> int:
             progress(1000)
     progress(written % 1000)
     return written
+
+
+def _is_terminal(out: Any) -> bool:
+    try:
+        return bool(out.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _TerminalSafe:
+    """Wraps a terminal stream: control characters in what is written are shown, not obeyed."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(for_terminal(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _echo(text: str) -> None:
+    """click.echo for text that may hold what a client sent."""
+    click.echo(for_terminal(text) if _is_terminal(sys.stdout) else text)
 
 
 class _Null:

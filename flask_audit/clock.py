@@ -1,5 +1,6 @@
-"""The clock: APScheduler jobs that send drains sized by depth, reap stuck batches, replay the
-spool and prune heartbeats. One clock leads at a time, elected through Redis."""
+"""The clock: APScheduler jobs that send drains sized by depth, reap stuck batches, evaluate the
+alert rules, replay the spool, prune heartbeats and expire old rows. One clock leads at a time,
+elected through Redis."""
 
 from __future__ import annotations
 
@@ -39,7 +40,11 @@ class Clock:
         self.is_leader = False
         config = runtime.config
         self.alerter = Alerter(
-            runtime.background_redis, config.key("alerts"), config.alert_webhook_url, config.alert_cooldown
+            runtime.background_redis,
+            config.key("alerts"),
+            config.alert_webhook_url,
+            config.alert_cooldown,
+            secret=config.alert_webhook_secret,
         )
         self._lead = runtime.background_redis.register_script(
             resources.files(__package__).joinpath("lua", "lead.lua").read_text()
@@ -146,6 +151,13 @@ class Clock:
             "interval",
             seconds=30,
             id="audit-housekeeping",
+            **common,
+        )
+        scheduler.add_job(
+            self._safely(self.alert),
+            "interval",
+            seconds=self.runtime.config.alert_interval,
+            id="audit-alerts",
             **common,
         )
         scheduler.add_job(self._safely(self.purge), "cron", hour=3, minute=17, id="audit-retention", **common)

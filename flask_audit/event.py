@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import re
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from random import getrandbits
 from typing import Any
 
 import orjson
 
 from .errors import AuditValidationError
+from .ids import new_event_id
+from .sanitize import REDACTED, SANITIZED_KEY, MetadataCleaner, client_ip, client_text, normal_ip
+
+__all__ = ["REDACTED", "SANITIZED_KEY", "AuditEvent", "build_event", "decode_entry", "new_event_id"]
 
 #: the categories of the original design, in rising severity
 CATEGORIES = ("info", "warning", "critical")
 #: version of the queue entry format; a worker refuses entries of a newer major version
 ENTRY_VERSION = 1
-#: characters, per field; user_agent and request_id come from the client and are cut, not refused
+#: characters, per field; event_type is refused when longer, every other field is cut
 MAX_LENGTHS = {
     "event_type": 100,
     "resource_type": 100,
@@ -28,9 +29,9 @@ MAX_LENGTHS = {
     "description": 2000,
     "user_agent": 512,
     "request_id": 128,
+    "ip_address": 45,
 }
-EVENT_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]+$")
-REDACTED = "[REDACTED]"
+EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]+")
 FIELDS = (
     "event_id",
     "created_at",
@@ -79,8 +80,8 @@ class AuditEvent:
     ip_address: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
-    #: metadata as validation serialised it, reused by ``to_entry``
-    metadata_json: bytes | None = field(default=None, repr=False, compare=False)
+    #: the queue entry, serialised once when the event was built
+    entry: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_row(self) -> dict[str, Any]:
         """The column values for the database."""
@@ -100,12 +101,10 @@ class AuditEvent:
         }
 
     def to_entry(self) -> bytes:
-        """The versioned JSON object pushed onto the queue (orjson; metadata serialised once)."""
-        row = self.to_row()
-        if self.metadata_json is not None:
-            row["metadata"] = orjson.Fragment(self.metadata_json)
-        row["v"] = ENTRY_VERSION
-        return orjson.dumps(row)  # created_at: orjson writes RFC 3339, which fromisoformat reads
+        """The versioned JSON object pushed onto the queue, as made when the event was built."""
+        if self.entry is None:
+            self.entry = _entry(self)
+        return self.entry
 
     @classmethod
     def from_entry(cls, raw: bytes | str) -> AuditEvent:
@@ -150,8 +149,14 @@ def decode_entry(raw: bytes | str) -> dict[str, Any]:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
     for name in OPTIONAL_TEXT:
         value = data.get(name)
-        if value is not None and (type(value) is not str or "\x00" in value):
-            raise AuditValidationError(name, "must be a string without NUL characters")
+        if value is not None:
+            if type(value) is not str or "\x00" in value:
+                raise AuditValidationError(name, "must be a string without NUL characters")
+            if len(value) > MAX_LENGTHS[name]:  # an entry of an older producer: cut, as it now would
+                data[name] = value[: MAX_LENGTHS[name]]
+    address = data.get("ip_address")
+    if address is not None and (len(address) > 39 or "%" in address):
+        data["ip_address"] = normal_ip(address)  # older producers kept IPv6 zone ids
     metadata = data.get("metadata")
     if metadata is not None and type(metadata) is not dict:
         raise AuditValidationError("metadata", "must be a JSON object (a dict)")
@@ -161,113 +166,26 @@ def decode_entry(raw: bytes | str) -> dict[str, Any]:
 FIELD_SET = frozenset(FIELDS)
 
 
-def _text(name: str, value: Any, *, cut: bool = False) -> str | None:
-    if value is None:
-        return None
-    if type(value) is str and len(value) <= MAX_LENGTHS[name] and "\x00" not in value:
-        return value  # the common case, checked in one line
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise AuditValidationError(name, "must be a string or an integer")
-    text = str(value)
-    if "\x00" in text:
-        raise AuditValidationError(name, "must not contain NUL characters")
-    limit = MAX_LENGTHS[name]
-    if len(text) > limit:
-        if not cut:
-            raise AuditValidationError(name, f"must be at most {limit} characters")
-        text = text[:limit]
-    return text
-
-
-@functools.lru_cache(maxsize=32)
-def _sensitive(keys: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(re.escape(k) for k in keys), re.IGNORECASE)
-
-
-def redact(value: Any, keys: tuple[str, ...]) -> Any:
-    """Replace the values of sensitive keys, at any depth, by ``[REDACTED]``.
-
-    The same walk refuses NaN and infinities, which JSON cannot hold (orjson would write null).
-    """
-    return _redact(value, _sensitive(keys).search if keys else _never)
-
-
-def _never(_key: str) -> None:
-    return None
-
-
-def _redact(value: Any, sensitive: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is int or value is None or kind is bool:
-        return value
-    if kind is dict:
-        return {
-            k: REDACTED if type(k) is str and sensitive(k) else _redact(v, sensitive)
-            for k, v in value.items()
-        }
-    if kind is list or kind is tuple:
-        return [_redact(v, sensitive) for v in value]
-    if kind is float and (value != value or value in (_INF, -_INF)):
-        raise AuditValidationError("metadata", "must be JSON-serialisable (NaN and infinity are not)")
-    return value
-
-
-_INF = float("inf")
-
-
 def _metadata(
-    value: Any, max_bytes: int, redact_keys: tuple[str, ...]
-) -> tuple[dict[str, Any] | None, bytes | None]:
+    value: Any, max_bytes: int, redact_keys: tuple[str, ...], altered: list[str]
+) -> dict[str, Any] | None:
     if value is None:
-        return None, None
-    if not isinstance(value, dict):
-        raise AuditValidationError("metadata", "must be a JSON object (a dict)")
-    cleaned = redact(value, redact_keys)
+        return None
+    if not isinstance(value, Mapping):
+        raise AuditValidationError("metadata", "must be a JSON object (a dict or other Mapping)")
+    cleaned = MetadataCleaner(redact_keys, altered).clean(value)
+    size = len(_dumps(cleaned))
+    if size > max_bytes:
+        altered.append("metadata")
+        return {"_truncated": f"metadata was {size} bytes as JSON, over the limit of {max_bytes}"}
+    return cleaned
+
+
+def _dumps(value: Any) -> bytes:
     try:
-        encoded = orjson.dumps(cleaned)
-    except TypeError as exc:
+        return orjson.dumps(value)
+    except TypeError as exc:  # cleaning leaves nothing orjson refuses; say so if it ever does
         raise AuditValidationError("metadata", f"must be JSON-serialisable ({exc})") from None
-    if b"\\u0000" in encoded:
-        raise AuditValidationError("metadata", "must not contain NUL characters")
-    if len(encoded) > max_bytes:
-        raise AuditValidationError("metadata", f"must be at most {max_bytes} bytes as JSON")
-    return cleaned, encoded
-
-
-def _ip(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    normal = _normal_ip(str(value).strip())
-    if normal is None:
-        raise AuditValidationError("ip_address", "must be an IPv4 or IPv6 address")
-    return normal
-
-
-@functools.lru_cache(maxsize=4096)
-def _normal_ip(text: str) -> str | None:
-    """The canonical form of an address, or None; cached, since a client sends many events."""
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None
-
-
-def new_event_id() -> str:
-    """A version 7 UUID: 48 bits of Unix milliseconds, then random bits. Ids made later sort
-    later, so the unique index on event_id grows at its right edge instead of at random pages.
-
-    The random bits need to be unique, not secret, so they come from ``random`` (reseeded in
-    every forked process), not from the kernel: a system call per event was half the cost.
-    """
-    value = (time.time_ns() // 1_000_000) << 80 | getrandbits(80)
-    value = (value & _VERSION_MASK) | _VERSION_7
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-#: clears the version nibble and the two variant bits; then version 7 and variant 0b10 are set
-_VERSION_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
-_VERSION_7 = (0x7 << 76) | (0x2 << 62)
 
 
 def build_event(
@@ -287,32 +205,55 @@ def build_event(
     max_metadata_bytes: int = 16384,
     redact_keys: tuple[str, ...] = (),
 ) -> AuditEvent:
-    """Validate the fields of one event and stamp it; raises ``AuditValidationError``."""
-    if not isinstance(event_type, str) or not event_type:
-        raise AuditValidationError("event_type", "is required and must be a non-empty string")
-    if len(event_type) > MAX_LENGTHS["event_type"]:
-        raise AuditValidationError("event_type", "must be at most 100 characters")
-    if not EVENT_TYPE_PATTERN.match(event_type):
-        raise AuditValidationError("event_type", "may hold only letters, digits and _ . : -")
+    """Validate what the code chose, repair what a client may have sent, stamp the event and
+    serialise it once, so that nothing downstream can fail on its content.
+
+    Raises ``AuditValidationError`` only for the application's own mistakes: a bad event_type or
+    category, a field of the wrong type, metadata that is not a Mapping or holds objects JSON
+    cannot represent.
+    """
+    check_event_type(event_type)
     if event_category not in CATEGORIES:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
     if created_at is None:
         created_at = datetime.now(timezone.utc)
-    elif created_at.tzinfo is None:
-        raise AuditValidationError("created_at", "must be timezone-aware")
-    clean_metadata, metadata_json = _metadata(metadata, max_metadata_bytes, redact_keys)
-    return AuditEvent(
+    elif not isinstance(created_at, datetime) or created_at.tzinfo is None:
+        raise AuditValidationError("created_at", "must be a timezone-aware datetime")
+    altered: list[str] = []
+    clean_metadata = _metadata(metadata, max_metadata_bytes, redact_keys, altered)
+    event = AuditEvent(
         event_id=event_id or new_event_id(),
         created_at=created_at.astimezone(timezone.utc),
         event_type=event_type,
         event_category=event_category,
-        user_id=_text("user_id", user_id),
-        resource_type=_text("resource_type", resource_type),
-        resource_id=_text("resource_id", resource_id),
-        description=_text("description", description),
+        user_id=client_text("user_id", user_id, MAX_LENGTHS["user_id"], altered),
+        resource_type=client_text("resource_type", resource_type, MAX_LENGTHS["resource_type"], altered),
+        resource_id=client_text("resource_id", resource_id, MAX_LENGTHS["resource_id"], altered),
+        description=client_text(
+            "description", description, MAX_LENGTHS["description"], altered, multiline=True
+        ),
         metadata=clean_metadata,
-        metadata_json=metadata_json,
-        ip_address=_ip(ip_address),
-        user_agent=_text("user_agent", user_agent, cut=True),
-        request_id=_text("request_id", request_id, cut=True),
+        ip_address=client_ip(ip_address, altered),
+        user_agent=client_text("user_agent", user_agent, MAX_LENGTHS["user_agent"], altered),
+        request_id=client_text("request_id", request_id, MAX_LENGTHS["request_id"], altered),
     )
+    if altered:
+        event.metadata = {**(clean_metadata or {}), SANITIZED_KEY: sorted(set(altered))}
+    event.entry = _entry(event)
+    return event
+
+
+def check_event_type(event_type: Any) -> None:
+    """The application names its events: a non-empty identifier of at most 100 characters."""
+    if not isinstance(event_type, str) or not event_type:
+        raise AuditValidationError("event_type", "is required and must be a non-empty string")
+    if len(event_type) > MAX_LENGTHS["event_type"]:
+        raise AuditValidationError("event_type", "must be at most 100 characters")
+    if not EVENT_TYPE_PATTERN.fullmatch(event_type):
+        raise AuditValidationError("event_type", "may hold only letters, digits and _ . : -")
+
+
+def _entry(event: AuditEvent) -> bytes:
+    row = event.to_row()
+    row["v"] = ENTRY_VERSION
+    return _dumps(row)  # created_at: orjson writes RFC 3339, which fromisoformat reads

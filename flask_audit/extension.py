@@ -13,10 +13,24 @@ from flask import Flask, current_app, has_app_context
 from . import safety
 from .capture import echo_request_id, fill_from_request
 from .config import load_config
-from .event import build_event
+from .errors import AuditValidationError
+from .event import CATEGORIES, build_event, check_event_type
 from .runtime import AuditRuntime
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: the keywords of ``log`` besides event_type; ``audited`` passes these on
+LOG_KEYWORDS = frozenset(
+    {
+        "user_id",
+        "resource_type",
+        "event_category",
+        "description",
+        "metadata",
+        "ip_address",
+        "user_agent",
+        "request_id",
+    }
+)
 
 
 class FlaskAudit:
@@ -123,13 +137,35 @@ class FlaskAudit:
             runtime.spool_entries([event.to_entry()])
         return event.event_id
 
-    def critical(self, event_type: str, **fields: Any) -> str:
+    def critical(
+        self,
+        event_type: str,
+        *,
+        user_id: str | int | None = None,
+        resource_type: str | None = None,
+        resource_id: str | int | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        ip_address: str | None = None,
+        user_agent: str | None = None,
+        request_id: str | None = None,
+    ) -> str:
         """Record a critical event synchronously: stored (or safely queued) when this returns.
 
-        Takes the keywords of ``log``; the category is always ``critical``. Raises
-        ``AuditWriteError`` only when the database, Redis and the spool all failed.
+        Takes the keywords of ``log`` but ``event_category``, which is always ``critical``.
+        Raises ``AuditValidationError`` for bad input, and ``AuditWriteError`` only when the
+        database, Redis and the spool all failed.
         """
-        fields.pop("event_category", None)
+        fields = {
+            "user_id": user_id,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "description": description,
+            "metadata": metadata,
+            "ip_address": ip_address,
+            "user_agent": user_agent,
+            "request_id": request_id,
+        }
         runtime = self.runtime()
         event = self._build(runtime, event_type, "critical", fields)
         runtime.write_critical(event)
@@ -145,8 +181,16 @@ class FlaskAudit:
         """Decorate a view: record ``event_type`` after it succeeds (2xx or 3xx).
 
         ``resource_id`` names a view argument, or is a callable given the response and the
-        view's arguments. Other keywords are passed to ``log``.
+        view's arguments. Other keywords are passed to ``log``. The event_type, the category and
+        the keywords are checked here, when the view is decorated, so that a mistake in them fails
+        at import instead of costing every request its event.
         """
+        check_event_type(event_type)
+        unknown = sorted(set(fields) - LOG_KEYWORDS)
+        if unknown:
+            raise TypeError(f"audited() got an unexpected keyword argument {unknown[0]!r}")
+        if fields.get("event_category", "info") not in CATEGORIES:
+            raise AuditValidationError("event_category", "must be one of info, warning, critical")
 
         def decorate(view: F) -> F:
             @functools.wraps(view)
@@ -161,6 +205,8 @@ class FlaskAudit:
                             if resource_id
                             else None
                         )
+                        if rid is not None and not isinstance(rid, (str, int)):
+                            rid = str(rid)  # a converter's value (uuid, path): its text is the id
                         self.log(event_type, resource_id=rid, **fields)
                     except Exception as exc:  # the view already succeeded: do not turn it into a 500
                         safety.swallowed(exc, f"audited({event_type})")

@@ -34,9 +34,9 @@ def parse_time(name: str, value: str) -> datetime:
     """ISO 8601; a time without an offset is taken as UTC."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise AuditValidationError(name, "must be an ISO 8601 date or time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError):
+        raise AuditValidationError(name, "must be an ISO 8601 date or time (years 1 to 9999)") from None
 
 
 def parse_filters(args: Mapping[str, str]) -> Filters:
@@ -47,6 +47,8 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
         if value is not None and value != "":
             if len(value) > 255:
                 raise AuditValidationError(name, "must be at most 255 characters")
+            if not value.isprintable():
+                raise AuditValidationError(name, "must not contain control characters")
             filters.equal[name] = value
     if filters.equal.get("event_category", "info") not in CATEGORIES:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
@@ -62,7 +64,7 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not (value.isascii() and value.isdigit() and len(value) <= 6) or not 1 <= int(value) <= MAX_LIMIT:
         raise AuditValidationError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
     return int(value)
 
@@ -73,11 +75,21 @@ def encode_cursor(row: AuditLog) -> str:
 
 
 def decode_cursor(value: str) -> tuple[datetime, int]:
+    """The (created_at, id) a cursor holds; anything else, however it was made, is a 400."""
+    bad = AuditValidationError("cursor", "is not a cursor this API returned")
+    if len(value) > 200 or not value.isascii():
+        raise bad
     try:
-        created, row_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        return datetime.fromisoformat(created), int(row_id)
-    except (ValueError, TypeError):
-        raise AuditValidationError("cursor", "is not a cursor this API returned") from None
+        decoded = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        created, row_id = decoded
+        if type(created) is not str or type(row_id) is not int or not 0 <= row_id < 2**63:
+            raise bad
+        parsed = datetime.fromisoformat(created)
+        if parsed.tzinfo is None:
+            raise bad
+        return parsed.astimezone(timezone.utc), row_id
+    except (ValueError, TypeError, OverflowError):
+        raise bad from None
 
 
 def _where(model: type[AuditLog], filters: Filters) -> list[peewee.Expression]:

@@ -105,7 +105,7 @@ class AuditRuntime:
         it; never raises. Returns where it went: queued, buffered, dropped, stored, spooled or
         lost (the disk refused too)."""
         if self.config.buffered:
-            self.buffer.add(event)
+            self.buffer.add(event.to_entry())
             return "buffered"
         return self.push_entries([event.to_entry()])
 

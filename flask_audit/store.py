@@ -19,6 +19,11 @@ from .event import AuditEvent
 from .pgcopy import copy_insert
 
 TABLE_NAME = "audit_logs"
+#: the latest critical events without a scan: a partial index holding critical rows only
+CRITICAL_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {TABLE_NAME}_critical_created_at"
+    f" ON {TABLE_NAME} (created_at) WHERE event_category = 'critical'"
+)
 #: PostgreSQL SQLSTATEs that say "the database is not ready", not "this row is bad"
 TRANSIENT_PGCODES = {"42P01", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
 
@@ -155,6 +160,7 @@ class AuditStore:
                 create_partitioned_schema(self)
             else:
                 self.database.create_tables([self.model], safe=True)
+            self.database.execute_sql(CRITICAL_INDEX_SQL)
 
     def insert(self, events: Sequence[AuditEvent]) -> int:
         """Insert ``events`` in one transaction, skipping event_ids already stored.
@@ -225,6 +231,23 @@ class AuditStore:
             query = query.where(*clauses)
         with self._translate():
             return query.count()
+
+    def ping(self) -> None:
+        """Raise ``TransientStoreError`` unless the database answers."""
+        with self._translate():
+            self.database.execute_sql("SELECT 1").fetchone()
+
+    def recent_critical(self, limit: int = 10) -> list[AuditLog]:
+        """The latest critical events, newest first, from the partial index on critical rows."""
+        model = self.model
+        query = (
+            model.select()
+            .where(model.event_category == "critical")
+            .order_by(model.created_at.desc())
+            .limit(limit)
+        )
+        with self._translate():
+            return list(query)
 
     def recent(self, limit: int = 20, category: str | None = None) -> Iterable[AuditLog]:
         query = self.model.select().order_by(self.model.created_at.desc()).limit(limit)

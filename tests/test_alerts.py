@@ -53,14 +53,28 @@ def test_warning_text_matches_the_original_design():
 class Hook:
     """A webhook receiver on loopback that records what it is sent; optionally slow."""
 
-    def __init__(self, delay: float = 0.0):
-        self.received, self.delay = [], delay
+    def __init__(self, delay: float = 0.0, fail_first: int = 0, redirect_to: str | None = None):
+        self.received, self.delay, self.fail_first = [], delay, fail_first
+        self.raw: list[tuple[bytes, dict[str, str]]] = []
+        self.attempts = 0
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 time.sleep(hook.delay)
-                hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.attempts += 1
+                if redirect_to is not None:
+                    self.send_response(307)
+                    self.send_header("Location", redirect_to)
+                    self.end_headers()
+                    return
+                if hook.attempts <= hook.fail_first:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                hook.raw.append((body, dict(self.headers)))
+                hook.received.append(json.loads(body))
                 self.send_response(200)
                 self.end_headers()
 
@@ -151,7 +165,8 @@ def test_a_slow_webhook_does_not_hold_up_the_clock(make_app, fake_redis):
         slow.close()
 
 
-def test_a_dead_webhook_is_logged_not_raised(make_app, fake_redis, caplog):
+def test_a_dead_webhook_is_logged_not_raised(make_app, fake_redis, caplog, monkeypatch):
+    monkeypatch.setattr("flask_audit.alerts.WEBHOOK_RETRY_DELAYS", (0.01, 0.01))
     app, audit, runtime, clock = clock_for(make_app, fake_redis, "http://127.0.0.1:1/hook")
     with app.app_context():
         for _ in range(5):
@@ -160,3 +175,107 @@ def test_a_dead_webhook_is_logged_not_raised(make_app, fake_redis, caplog):
         clock.alert()
         clock.alerter.join()
     assert "alert webhook failed" in caplog.text
+
+
+def test_webhook_posts_are_signed_and_timestamped(make_app, fake_redis, hook):
+    import hashlib
+    import hmac
+
+    app, audit, runtime, clock = clock_for(
+        make_app, fake_redis, hook.url, AUDIT_ALERT_WEBHOOK_SECRET="hook-secret"
+    )
+    with app.app_context():
+        for _ in range(5):
+            audit.log("x")
+    before = int(time.time())
+    clock.alert()
+    clock.alerter.join()
+    ((body, headers),) = hook.raw
+    expected = "sha256=" + hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
+    assert headers["X-Audit-Signature"] == expected
+    assert before <= json.loads(body)["timestamp"] <= time.time()
+
+
+def test_an_unsigned_webhook_carries_no_signature_header(make_app, fake_redis, hook):
+    app, audit, runtime, clock = clock_for(make_app, fake_redis, hook.url)
+    with app.app_context():
+        for _ in range(5):
+            audit.log("x")
+    clock.alert()
+    clock.alerter.join()
+    ((_body, headers),) = hook.raw
+    assert "X-Audit-Signature" not in headers
+
+
+def test_a_failing_webhook_is_retried_twice_with_back_off(make_app, fake_redis, monkeypatch):
+    monkeypatch.setattr("flask_audit.alerts.WEBHOOK_RETRY_DELAYS", (0.05, 0.1))
+    flaky = Hook(fail_first=2)
+    try:
+        app, audit, runtime, clock = clock_for(make_app, fake_redis, flaky.url)
+        with app.app_context():
+            for _ in range(5):
+                audit.log("x")
+        clock.alert()
+        clock.alerter.join()
+        assert flaky.attempts == 3 and len(flaky.received) == 1  # two failures, then delivered
+    finally:
+        flaky.close()
+
+
+def test_a_webhook_that_redirects_is_not_followed(make_app, fake_redis, hook, caplog, monkeypatch):
+    monkeypatch.setattr("flask_audit.alerts.WEBHOOK_RETRY_DELAYS", (0.01, 0.01))
+    redirecting = Hook(redirect_to=hook.url)
+    try:
+        app, audit, runtime, clock = clock_for(make_app, fake_redis, redirecting.url)
+        with app.app_context():
+            for _ in range(5):
+                audit.log("x")
+        with caplog.at_level(logging.ERROR, logger="flask_audit.alerts"):
+            clock.alert()
+            clock.alerter.join()
+        assert redirecting.attempts == 3 and hook.received == []  # never sent where it pointed
+        assert "redirect" in caplog.text
+    finally:
+        redirecting.close()
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://x"])
+def test_a_webhook_that_is_not_http_is_a_configuration_error(make_app, fake_redis, url):
+    from flask_audit import AuditConfigError
+
+    with pytest.raises(AuditConfigError) as info:
+        make_app(redis_client=fake_redis, AUDIT_ALERT_WEBHOOK_URL=url)
+    assert info.value.key == "AUDIT_ALERT_WEBHOOK_URL" and url in str(info.value)
+
+
+def test_post_json_refuses_other_schemes_even_if_called_directly():
+    from flask_audit.alerts import post_json
+
+    with pytest.raises(ValueError, match="http or https"):
+        post_json("file:///etc/passwd", {"text": "x"})
+
+
+def test_every_job_the_readme_promises_is_registered_with_the_scheduler(make_app, fake_redis):
+    """The alert job was once never scheduled while every unit test passed: check the scheduler."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    app, audit = make_app(
+        redis_client=fake_redis, AUDIT_ALERT_INTERVAL_SECONDS=7, AUDIT_DRAIN_INTERVAL_SECONDS=0.5
+    )
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    scheduler = BackgroundScheduler(timezone="UTC")
+    Clock(runtime, broker, declare(broker, runtime)).schedule(scheduler)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {
+        "audit-elect",
+        "audit-tick",
+        "audit-reap",
+        "audit-alerts",
+        "audit-housekeeping",
+        "audit-retention",
+    }
+    assert jobs["audit-alerts"].trigger.interval.total_seconds() == 7
+    assert jobs["audit-tick"].trigger.interval.total_seconds() == 0.5
+    retention = {f.name: str(f) for f in jobs["audit-retention"].trigger.fields}
+    assert (retention["hour"], retention["minute"]) == ("3", "17")

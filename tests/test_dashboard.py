@@ -33,7 +33,7 @@ def chromium() -> str:
 @pytest.fixture
 def served(make_app, fake_redis):
     """The app on a loopback port, with a backlog, drained batches and critical events."""
-    app, audit = make_app(redis_client=fake_redis)
+    app, audit = make_app(redis_client=fake_redis, AUDIT_MONITORING_TOKEN="t0ken")
     runtime = audit.runtime(app)
     with app.app_context():
         for i in range(250):
@@ -66,7 +66,7 @@ def render(chromium: str, url: str, tmp_path) -> tuple[str, str]:
 
 def test_dashboard_draws_live_data_without_console_errors(chromium, served, tmp_path):
     base, runtime = served
-    dom, log = render(chromium, base + "/api/v1/monitoring/dashboard", tmp_path)
+    dom, log = render(chromium, base + "/api/v1/monitoring/dashboard?token=t0ken", tmp_path)
     body = re.search(r"<body([^>]*)>", dom).group(1)
     attributes = dict(re.findall(r'data-(\w+)="([^"]*)"', body))
     assert int(attributes["loaded"]) >= 1, dom[:2000]
@@ -80,17 +80,21 @@ def test_dashboard_draws_live_data_without_console_errors(chromium, served, tmp_
     assert console_errors == []
 
 
-def test_dashboard_with_a_token_in_the_url(chromium, make_app, fake_redis, tmp_path):
-    app, audit = make_app(redis_client=fake_redis, AUDIT_MONITORING_TOKEN="t0ken")
+def test_dashboard_without_a_token_shows_counters_and_no_event_content(
+    chromium, make_app, fake_redis, tmp_path
+):
+    app, audit = make_app(redis_client=fake_redis)
+    with app.app_context():
+        audit.critical("permanent_ban_applied", user_id="u-secret", description="banned for cause")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         dom, _ = render(
-            chromium,
-            f"http://127.0.0.1:{server.server_port}/api/v1/monitoring/dashboard?token=t0ken",
-            tmp_path,
+            chromium, f"http://127.0.0.1:{server.server_port}/api/v1/monitoring/dashboard", tmp_path
         )
     finally:
         server.shutdown()
     attributes = dict(re.findall(r'data-(\w+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
     assert int(attributes["loaded"]) >= 1 and attributes["errors"] == "0"
+    assert "Set AUDIT_MONITORING_TOKEN to list events here." in dom
+    assert "u-secret" not in dom and "banned for cause" not in dom

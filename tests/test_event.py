@@ -2,6 +2,7 @@
 
 from datetime import datetime, timezone
 
+import orjson
 import pytest
 
 from flask_audit import AuditEvent, AuditValidationError
@@ -15,26 +16,106 @@ from flask_audit.event import REDACTED, build_event
         ({"event_type": None}, "event_type", "required"),
         ({"event_type": "x" * 101}, "event_type", "at most 100"),
         ({"event_type": "has space"}, "event_type", "letters, digits"),
+        ({"event_type": "login\n"}, "event_type", "letters, digits"),
         ({"event_type": "ok", "event_category": "fatal"}, "event_category", "info, warning, critical"),
-        ({"event_type": "ok", "metadata": {"when": object()}}, "metadata", "JSON-serialisable"),
-        ({"event_type": "ok", "metadata": {"nan": float("nan")}}, "metadata", "JSON-serialisable"),
-        ({"event_type": "ok", "metadata": ["not", "a", "dict"]}, "metadata", "dict"),
-        ({"event_type": "ok", "metadata": {"big": "x" * 20000}}, "metadata", "at most 16384 bytes"),
-        ({"event_type": "ok", "metadata": {"nul": "a\x00b"}}, "metadata", "NUL"),
-        ({"event_type": "ok", "description": "d" * 2001}, "description", "at most 2000"),
+        ({"event_type": "ok", "metadata": {"when": object()}}, "metadata.when", "JSON-serialisable"),
+        ({"event_type": "ok", "metadata": {(1, 2): "tuple key"}}, "metadata", "keys must be strings"),
+        ({"event_type": "ok", "metadata": ["not", "a", "dict"]}, "metadata", "Mapping"),
         ({"event_type": "ok", "user_id": 1.5}, "user_id", "string or an integer"),
-        ({"event_type": "ok", "resource_id": "a\x00"}, "resource_id", "NUL"),
-        ({"event_type": "ok", "ip_address": "999.1.1.1"}, "ip_address", "IPv4 or IPv6"),
+        ({"event_type": "ok", "resource_id": {"a": 1}}, "resource_id", "string or an integer"),
         ({"event_type": "ok", "created_at": datetime(2026, 1, 1)}, "created_at", "timezone-aware"),
     ],
 )
-def test_bad_input_names_field_and_rule(kwargs, field, rule):
+def test_the_applications_mistakes_name_field_and_rule(kwargs, field, rule):
+    """What only the application's code decides is refused at the call, with a clear error."""
     with pytest.raises(AuditValidationError) as info:
         build_event(**kwargs)
     assert info.value.field == field
     assert rule in info.value.rule
     assert isinstance(info.value, ValueError)
     assert str(info.value).startswith(field)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "stored"),
+    [
+        ({"description": "bad \ud800 surrogate"}, "description", "bad \ufffd surrogate"),
+        ({"user_id": "\udfff"}, "user_id", "\ufffd"),
+        ({"resource_type": "a\x00b"}, "resource_type", "a\ufffdb"),
+        ({"resource_id": "r" * 300}, "resource_id", "r" * 255),
+        ({"description": "d" * 2001}, "description", "d" * 2000),
+        (
+            {"description": "two\tlines\nkept, \x1b[31m not"},
+            "description",
+            "two\tlines\nkept, \ufffd[31m not",
+        ),
+        ({"user_agent": "curl\x00/8"}, "user_agent", "curl\ufffd/8"),
+        ({"user_agent": "u" * 1000}, "user_agent", "u" * 512),
+        ({"request_id": "r\nx"}, "request_id", "r\ufffdx"),
+        ({"ip_address": "fe80::1%" + "z" * 300}, "ip_address", "fe80::1"),
+        ({"ip_address": "999.1.1.1"}, "ip_address", None),
+        ({"user_id": b"\xff\xfeuser"}, "user_id", "\ufffd\ufffduser"),
+    ],
+)
+def test_what_a_client_may_send_is_repaired_and_recorded(kwargs, field, stored):
+    """Client-influenced fields never cost the event: repaired, and listed under _sanitized."""
+    event = build_event("ok", **kwargs)
+    assert getattr(event, field) == stored
+    assert event.metadata == {"_sanitized": [field]}
+    assert AuditEvent.from_entry(event.to_entry()) == event
+
+
+def test_metadata_is_repaired_where_json_or_postgres_would_refuse_it():
+    loop: dict = {"name": "loop"}
+    loop["self"] = loop
+    deep: dict = {}
+    node = deep
+    for _ in range(200):
+        node["d"] = {}
+        node = node["d"]
+    event = build_event(
+        "ok",
+        metadata={
+            "nul": "a\x00b",
+            "surrogate": "\ud800",
+            "nan": float("nan"),
+            "inf": float("-inf"),
+            "huge": 2**70,
+            "loop": loop,
+            "deep": deep,
+            "bytes": b"\xff",
+            7: "int key",
+            "_sanitized": "forged by a client",
+        },
+    )
+    meta = event.metadata
+    assert meta["nul"] == "a\ufffdb" and meta["surrogate"] == "\ufffd"
+    assert meta["nan"] == "NaN" and meta["inf"] == "-Infinity" and meta["huge"] == str(2**70)
+    assert meta["loop"] == {"name": "loop", "self": "[cycle]"}
+    assert "[too deep]" in orjson.dumps(meta["deep"]).decode()
+    assert meta["bytes"] == "\ufffd" and meta["7"] == "int key"
+    assert set(meta["_sanitized"]) >= {
+        "metadata.nul",
+        "metadata.surrogate",
+        "metadata.nan",
+        "metadata.inf",
+        "metadata.huge",
+        "metadata.loop.self",
+        "metadata._sanitized",
+        "metadata.bytes",
+    }
+    assert AuditEvent.from_entry(event.to_entry()) == event
+
+
+def test_oversized_metadata_is_replaced_by_a_note_not_refused():
+    event = build_event("ok", metadata={"big": "x" * 20000}, max_metadata_bytes=16384)
+    assert event.metadata["_sanitized"] == ["metadata"]
+    assert "over the limit of 16384" in event.metadata["_truncated"]
+
+
+def test_a_clean_event_carries_no_sanitized_key():
+    event = build_event("ok", description="fine\twith tab\nand newline", metadata={"a": [1, "b"]})
+    assert event.metadata == {"a": [1, "b"]}
 
 
 def test_event_is_stamped_with_uuid_and_utc_time():
@@ -60,9 +141,37 @@ def test_sensitive_keys_are_redacted_at_any_depth():
     }
 
 
-def test_client_controlled_fields_are_cut_not_refused():
-    event = build_event("x", user_agent="u" * 1000, request_id="r" * 500)
-    assert len(event.user_agent) == 512 and len(event.request_id) == 128
+def test_redaction_ignores_case_dashes_and_underscores_and_walks_every_container():
+    from collections import OrderedDict, defaultdict
+
+    from flask_audit.config import KEYS_BY_NAME
+
+    keys = KEYS_BY_NAME["AUDIT_REDACT_KEYS"].default
+    nested = defaultdict(list, {"apiKey": "k1"})
+    event = build_event(
+        "ok",
+        metadata={
+            "apiKey": "k1",
+            "api-key": "k2",
+            "X-Api-Key": "k3",
+            "ordered": OrderedDict(pwd="p"),
+            "default": nested,
+            "headers": [("Authorization", "Bearer t"), ("Accept", "*/*"), ["Cookie", "sid=1"]],
+            "tuple": ({"private_key": "pem"},),
+            "Passphrase": "x",
+            "credentials": "c",
+            "session": "s",
+        },
+        redact_keys=keys,
+    )
+    meta = event.metadata
+    assert meta["apiKey"] == meta["api-key"] == meta["X-Api-Key"] == REDACTED
+    assert meta["ordered"] == {"pwd": REDACTED}
+    assert meta["default"] == {"apiKey": REDACTED}
+    assert meta["headers"] == [["Authorization", REDACTED], ["Accept", "*/*"], ["Cookie", REDACTED]]
+    assert meta["tuple"] == [{"private_key": REDACTED}]
+    assert meta["Passphrase"] == meta["credentials"] == meta["session"] == REDACTED
+    assert "k1" not in event.to_entry().decode()
 
 
 def test_entry_round_trip_keeps_every_field():
@@ -124,3 +233,27 @@ def test_event_ids_are_uuid7_and_sort_by_time():
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     assert first < second
     assert abs(int(first.replace("-", "")[:12], 16) - time.time() * 1000) < 5000
+
+
+def test_event_ids_increase_strictly_within_a_millisecond_and_across_threads():
+    import threading
+
+    from flask_audit.event import new_event_id
+
+    made: list[list[str]] = [[] for _ in range(4)]
+
+    def make(out: list[str]) -> None:
+        for _ in range(20000):
+            out.append(new_event_id())
+
+    threads = [threading.Thread(target=make, args=(out,)) for out in made]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for out in made:
+        assert out == sorted(out)  # each thread sees its ids in order
+    every = [i for out in made for i in out]
+    assert len(set(every)) == len(every) == 80000
+    single = [new_event_id() for _ in range(10000)]  # far more than one per millisecond
+    assert single == sorted(single) and len(set(single)) == len(single)

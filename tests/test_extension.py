@@ -97,7 +97,7 @@ def test_bad_input_raises_a_value_error_naming_the_field(make_app, fake_redis):
     with app.app_context(), pytest.raises(AuditValidationError, match="event_category"):
         audit.log("x", event_category="nope")
     with app.app_context(), pytest.raises(ValueError, match="metadata"):
-        audit.log("x", metadata={"x": {1, 2}})
+        audit.log("x", metadata={"x": object()})
     assert queued(audit.runtime(app)) == []
 
 
@@ -152,14 +152,28 @@ def test_audited_records_success_only(make_app, fake_redis):
 def test_critical_is_stored_before_it_returns(make_app, fake_redis):
     app, audit = make_app(redis_client=fake_redis)
     with app.app_context():
-        event_id = audit.critical(
-            "permanent_ban_applied", user_id="u1", resource_type="account", event_category="info"
-        )
+        event_id = audit.critical("permanent_ban_applied", user_id="u1", resource_type="account")
     runtime = audit.runtime(app)
     assert runtime.queue.depth() == 0
     (row,) = runtime.store.recent()
     assert str(row.event_id) == event_id and row.event_category == "critical"
     assert runtime.metrics.snapshot().totals["critical"] == 1
+
+
+@pytest.mark.parametrize(
+    "keyword",
+    [
+        {"event_id": "01a21c3b-4a2f-792e-a98c-eb6501cd1fac"},
+        {"created_at": "2020-01-01T00:00:00+00:00"},
+        {"event_category": "info"},
+    ],
+)
+def test_critical_takes_exactly_logs_keywords(make_app, fake_redis, keyword):
+    """No duplicate event ids, no backdating, no downgrading: critical refuses what log refuses."""
+    app, audit = make_app(redis_client=fake_redis)
+    with app.app_context(), pytest.raises(TypeError, match=next(iter(keyword))):
+        audit.critical("permanent_ban_applied", **keyword)
+    assert audit.runtime(app).store.count() == 0
 
 
 def test_full_queue_writes_through_and_counts_overflow(make_app, fake_redis):

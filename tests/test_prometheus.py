@@ -80,9 +80,20 @@ def test_monitoring_token_protects_everything_but_health(make_app, fake_redis, p
     assert client.get("/api/v1/monitoring/health").status_code == 200
 
 
-def test_dashboard_page_takes_the_token_in_the_query(make_app, fake_redis):
+def test_dashboard_page_trades_the_token_in_the_address_for_a_cookie(make_app, fake_redis):
     app, _ = make_app(redis_client=fake_redis, AUDIT_MONITORING_TOKEN="t0ken")
     client = app.test_client()
     page = client.get("/api/v1/monitoring/dashboard?token=t0ken")
-    assert page.status_code == 200 and b'data-token="t0ken"' in page.data
-    assert client.get("/api/v1/monitoring/dashboard/data?token=t0ken").status_code == 401  # data: header only
+    assert page.status_code == 303
+    assert page.headers["Location"].endswith("/api/v1/monitoring/dashboard")  # the token leaves the address
+    cookie = page.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "t0ken" not in cookie
+    assert client.get("/api/v1/monitoring/dashboard").status_code == 200  # the cookie opens it now
+    assert client.get("/api/v1/monitoring/dashboard/data").status_code == 200
+    assert b"t0ken" not in client.get("/api/v1/monitoring/dashboard").data
+    assert client.get("/metrics").status_code == 401  # the cookie is not the bearer token
+    stranger = app.test_client()
+    assert stranger.get("/api/v1/monitoring/dashboard?token=wrong").status_code == 401
+    assert (
+        stranger.get("/api/v1/monitoring/dashboard/data?token=t0ken").status_code == 401
+    )  # data: no query token

@@ -113,8 +113,13 @@ def test_awkward_text_survives_the_copy_format(store):
     event = build_event("x", description=text, user_agent=text, metadata={"k\tey": text, "n": None})
     store.insert([event])
     row = store.recent(1)[0]
-    assert row.description == text and row.user_agent == text[:512]
-    assert row.metadata == {"k\tey": text, "n": None}
+    assert row.description == text  # tab, newline and carriage return are kept in a description
+    assert row.user_agent == text.replace("\t", "\ufffd").replace("\n", "\ufffd").replace("\r", "\ufffd")
+    assert row.metadata == {
+        "k\ufffdey": text,  # a key is one line: its tab was replaced, and that is recorded
+        "n": None,
+        "_sanitized": ["metadata", "user_agent"],
+    }
 
 
 def test_a_redelivered_batch_mixed_with_new_events(store):

@@ -66,22 +66,32 @@ function render(data) {
     [{ name: "dropped", values: col("dropped") }, { name: "overflow", values: col("overflow") }]);
   body.dataset.charts = "4";
 
-  const rows = data.critical_events.map((e) => {
+  if (data.critical_events === null) {
+    // without AUDIT_MONITORING_TOKEN the dashboard shows counters only, never event content
+    const td = Object.assign(document.createElement("td"), {
+      colSpan: 5, className: "muted", textContent: "Set AUDIT_MONITORING_TOKEN to list events here.",
+    });
     const tr = document.createElement("tr");
-    for (const v of [e.created_at.slice(0, 19).replace("T", " "), e.event_type, e.user_id, [e.resource_type, e.resource_id].filter(Boolean).join(" "), e.description]) {
-      tr.appendChild(Object.assign(document.createElement("td"), { textContent: v ?? "" }));
-    }
-    return tr;
-  });
-  if (rows.length) document.getElementById("critical").replaceChildren(...rows);
+    tr.appendChild(td);
+    document.getElementById("critical").replaceChildren(tr);
+  } else {
+    const rows = data.critical_events.map((e) => {
+      const tr = document.createElement("tr");
+      for (const v of [e.created_at.slice(0, 19).replace("T", " "), e.event_type, e.user_id, [e.resource_type, e.resource_id].filter(Boolean).join(" "), e.description]) {
+        tr.appendChild(Object.assign(document.createElement("td"), { textContent: v ?? "" }));
+      }
+      return tr;
+    });
+    if (rows.length) document.getElementById("critical").replaceChildren(...rows);
+  }
   text("updated", "updated " + new Date().toISOString().slice(11, 19) + " UTC");
   body.dataset.loaded = String(Number(body.dataset.loaded) + 1);
 }
 
 async function poll() {
-  const headers = body.dataset.token ? { Authorization: "Bearer " + body.dataset.token } : {};
   try {
-    const response = await fetch(body.dataset.source, { headers });
+    // the HttpOnly cookie set when the page was opened with ?token= goes along by itself
+    const response = await fetch(body.dataset.source, { credentials: "same-origin", cache: "no-store" });
     if (!response.ok) throw new Error("data route answered " + response.status);
     render(await response.json());
   } catch (err) {
