@@ -114,7 +114,8 @@ def page(
     query = model.select().order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
     if clauses:
         query = query.where(*clauses)
-    rows = list(query)
+    with store._translate():
+        rows = list(query)
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (encode_cursor(rows[-1]) if more and rows else None)

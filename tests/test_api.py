@@ -114,3 +114,50 @@ def test_one_event_by_id(api):
         client.get("/api/v1/audit-logs/00000000-0000-0000-0000-000000000000", headers=AUTH).status_code == 404
     )
     assert client.get("/api/v1/audit-logs/not-a-uuid", headers=AUTH).status_code == 400
+
+
+def _cursor(payload: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=²", "limit"),
+        ("limit=٣", "limit"),
+        ("limit=99999999999999999999", "limit"),
+        ("cursor=" + _cursor('["2026-01-01T00:00:00+00:00", Infinity]'), "cursor"),
+        ("cursor=" + _cursor('["0001-01-01T00:00:00+05:00", 1]'), "cursor"),
+        ("cursor=" + _cursor('["0000-01-01T00:00:00", 1]'), "cursor"),
+        ("cursor=" + _cursor('["2026-01-01T00:00:00", 1]'), "cursor"),
+        ("cursor=" + _cursor('["2026-01-01T00:00:00+00:00", 1e400]'), "cursor"),
+        ("cursor=" + _cursor('["2026-01-01T00:00:00+00:00", 99999999999999999999]'), "cursor"),
+        ("cursor=" + _cursor('{"a": 1}'), "cursor"),
+        ("cursor=%F0%9F%98%80", "cursor"),
+        ("user_id=a%00b", "user_id"),
+        ("resource_id=%1b%5b31m", "resource_id"),
+        ("since=0001-01-01T00:00:00%2B05:00", "since"),
+        ("until=9999-12-31T23:59:59-05:00", "until"),
+    ],
+)
+def test_every_malformed_parameter_is_a_400_that_names_it(api, query, field):
+    app, _, _ = api
+    response = app.test_client().get(f"/api/v1/audit-logs?{query}", headers=AUTH)
+    assert response.status_code == 400, response.data
+    assert response.json["field"] == field
+
+
+def test_a_database_outage_is_a_503_without_details(make_app, fake_redis):
+    app, _ = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
+        AUDIT_API_TOKEN=TOKEN,
+        create_schema=False,
+    )
+    client = app.test_client()
+    for path in ("/api/v1/audit-logs", "/api/v1/audit-logs/01a21c3b-4a2f-792e-a98c-eb6501cd1fac"):
+        response = client.get(path, headers=AUTH)
+        assert response.status_code == 503
+        assert b"127.0.0.1" not in response.data and b":1" not in response.data

@@ -58,3 +58,41 @@ def test_buffered_events_fall_back_when_redis_is_down(make_app):
     assert time.perf_counter() - started < 0.5  # nothing waited on Redis
     runtime.buffer.flush()
     assert sorted(runtime.store.event_ids()) == sorted(ids)  # written through in one batch
+
+
+def test_no_entry_is_lost_when_threads_switch_between_add_and_flush():
+    """A million entries from 8 threads while the flush thread swaps the buffer every millisecond,
+    with the interpreter switching threads as often as it can: every entry is delivered once."""
+    import sys
+    import threading
+
+    from flask_audit.buffer import EventBuffer
+
+    delivered: list[int] = []
+
+    def deliver(entries: list[bytes]) -> str:
+        delivered.append(len(entries))
+        return "queued"
+
+    buffer = EventBuffer(deliver, flush_seconds=0.001, max_events=5000)
+    per_thread, threads = 125_000, 8
+    entry = b"{}"
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+
+        def produce() -> None:
+            add = buffer.add
+            for _ in range(per_thread):
+                add(entry)
+
+        workers = [threading.Thread(target=produce) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(previous)
+        buffer.close()
+    assert sum(delivered) == per_thread * threads
+    assert buffer.pending() == 0

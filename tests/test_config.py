@@ -45,3 +45,82 @@ def test_bad_values_name_the_key(tmp_path, key, value):
     with pytest.raises(AuditConfigError) as info:
         load_config(app, {key: value})
     assert info.value.key == key
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("AUDIT_RETENTION_DAYS", "-5", "at least 1"),
+        ("AUDIT_RETENTION_DAYS", "0", "at least 1"),
+        ("AUDIT_PURGE_CHUNK", "0", "at least 1"),
+        ("AUDIT_BUFFERED", "ture", "boolean"),
+        ("AUDIT_MONITORING_TOKEN", "", "non-empty"),
+        ("AUDIT_API_TOKEN", "   ", "non-empty"),
+        ("AUDIT_ALERT_WEBHOOK_SECRET", "", "non-empty"),
+        ("AUDIT_MAX_PENDING_DRAINS", "0", "at least 1"),
+        ("AUDIT_VISIBILITY_TIMEOUT_SECONDS", "0", "at least 1"),
+        ("AUDIT_PARTITIONING", "weekly", "'monthly'"),
+        ("AUDIT_DRAIN_INTERVAL_SECONDS", "nan", "finite"),
+        ("AUDIT_ALERT_INTERVAL_SECONDS", "0", "at least 0.1"),
+        ("AUDIT_BUFFER_FLUSH_MS", "ten", "whole number"),
+        ("AUDIT_MAX_METADATA_BYTES", "10", "at least 256"),
+        ("AUDIT_ALERT_WEBHOOK_URL", "file:///etc/passwd", "http or https"),
+    ],
+)
+def test_a_bad_environment_value_fails_init_app_naming_key_and_value(tmp_path, monkeypatch, key, value, says):
+    """What a user sets in the environment is checked when the app starts, not at 03:17."""
+    from flask_audit import FlaskAudit
+
+    monkeypatch.setenv(key, value)
+    app = Flask("cfg", instance_path=str(tmp_path))
+    with pytest.raises(AuditConfigError) as info:
+        FlaskAudit(app)
+    assert isinstance(info.value, ValueError)
+    assert info.value.key == key and says in info.value.rule
+    assert repr(value) in str(info.value) or key in (
+        "AUDIT_MONITORING_TOKEN",
+        "AUDIT_API_TOKEN",
+        "AUDIT_ALERT_WEBHOOK_SECRET",
+    )
+    assert "audit" not in app.extensions
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("On", True), ("1", True), ("no", False), ("0", False)]
+)
+def test_booleans_are_spelled_out(tmp_path, monkeypatch, raw, expected):
+    monkeypatch.setenv("AUDIT_BUFFERED", raw)
+    assert load_config(Flask("cfg", instance_path=str(tmp_path))).buffered is expected
+
+
+def test_keyword_options_win_over_app_config_and_the_environment(tmp_path, monkeypatch):
+    from flask_audit import FlaskAudit
+
+    monkeypatch.setenv("AUDIT_RETENTION_DAYS", "30")
+    app = Flask("cfg", instance_path=str(tmp_path))
+    app.config["AUDIT_RETENTION_DAYS"] = 60
+    audit = FlaskAudit(app, AUDIT_RETENTION_DAYS=7)
+    assert audit.runtime(app).config.retention_days == 7 and app.config["AUDIT_RETENTION_DAYS"] == 7
+    app2 = Flask("cfg2", instance_path=str(tmp_path))
+    app2.config["AUDIT_RETENTION_DAYS"] = 60
+    assert FlaskAudit(app2).runtime(app2).config.retention_days == 60  # app.config over the environment
+
+
+def test_every_declared_key_is_read_by_the_package():
+    """A key that nothing reads is a promise nobody keeps: each attribute is used outside config.py."""
+    import re
+    from pathlib import Path
+
+    from flask_audit.config import KEYS, AuditConfig
+
+    package = Path(__file__).resolve().parent.parent / "flask_audit"
+    source = "\n".join(p.read_text() for p in package.rglob("*.py") if p.name != "config.py")
+    aliases = {
+        name: prop.fget.__code__.co_names[-1]
+        for name, prop in vars(AuditConfig).items()
+        if isinstance(prop, property)
+    }
+    used = set(re.findall(r"config\.([a-z_]+)", source))
+    used |= {target for alias, target in aliases.items() if alias in used}
+    unread = sorted(key.name for key in KEYS if key.attr not in used)
+    assert unread == []

@@ -104,3 +104,68 @@ def test_export_a_month_as_jsonl_and_csv(pg_app, tmp_path):
     assert json.loads(parsed[0]["metadata"]) == {"i": 1}
     bad = runner.invoke(args=["audit", "export", "--since", "last tuesday"])
     assert bad.exit_code != 0 and "--since" in bad.output
+
+
+def test_csv_export_never_writes_a_formula(pg_app):
+    app, audit, runtime = pg_app
+    hostile = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tlead", "\rlead"]
+    with app.app_context():
+        for text in hostile:
+            audit.log(
+                "viewed", user_agent=text.strip("\t\r") if text[0] in "\t\r" else text, description=text
+            )
+    Drainer(runtime.queue, runtime.store).drain_all(100)
+    out = app.test_cli_runner().invoke(args=["audit", "export", "--format", "csv"]).output
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert sorted(r["description"] for r in rows) == sorted("'" + text for text in hostile)
+    assert all(not r["user_agent"].startswith(("=", "+", "-", "@")) for r in rows)
+
+
+def test_export_to_a_terminal_shows_control_characters_instead_of_obeying_them(service_env, pg_url):
+    """Rows an older release stored with escape codes reach a terminal only as visible text."""
+    import os
+    import pty
+    import subprocess
+
+    import psycopg2
+
+    from tests.processes import python
+
+    conn = psycopg2.connect(pg_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO audit_logs (event_id, created_at, event_type, event_category, user_agent, description)"
+            " VALUES (gen_random_uuid(), now(), 'x', 'info', %s, %s)",
+            ("\x1b]0;owned\x07agent", "clear\x1b[2J\x9b31m"),
+        )
+    conn.close()
+    for fmt in ("jsonl", "csv"):
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run(
+                python("-m", "flask", "audit", "export", "--format", fmt),
+                env=service_env,
+                stdout=follower,
+                stderr=subprocess.PIPE,
+                timeout=60,
+            )
+            os.close(follower)
+            follower = -1
+            chunks = []
+            while True:
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+        finally:
+            if follower != -1:
+                os.close(follower)
+            os.close(leader)
+        assert proc.returncode == 0, proc.stderr
+        screen = b"".join(chunks).decode()
+        assert "\x1b" not in screen and "\x9b" not in screen and "\x07" not in screen
+        assert ("\\x1b" in screen or "\\u001b" in screen) and "owned" in screen

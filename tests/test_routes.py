@@ -86,3 +86,89 @@ def test_unreachable_redis_is_503(make_app, path):
 def test_prefix_is_configurable(make_app, fake_redis):
     app, _ = make_app(redis_client=fake_redis, AUDIT_MONITORING_URL_PREFIX="/ops")
     assert app.test_client().get("/ops/health").status_code == 200
+
+
+def test_without_a_token_no_route_serves_event_content(make_app, fake_redis):
+    """The dashboard's data lists critical events only when AUDIT_MONITORING_TOKEN is set."""
+    app, audit = make_app(redis_client=fake_redis)
+    with app.app_context():
+        audit.critical("account_banned", user_id="u-42", description="banned", ip_address="203.0.113.7")
+    client = app.test_client()
+    data = client.get("/api/v1/monitoring/dashboard/data")
+    assert data.status_code == 200 and data.json["critical_events"] is None
+    for path in ("/api/v1/monitoring/dashboard/data", "/api/v1/monitoring/audit-metrics", "/metrics"):
+        body = client.get(path).data
+        assert b"u-42" not in body and b"203.0.113.7" not in body and b"banned" not in body
+
+
+def test_with_a_token_the_dashboard_lists_critical_events(make_app, fake_redis):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_MONITORING_TOKEN="t0ken")
+    with app.app_context():
+        audit.critical("account_banned", user_id="u-42")
+    client = app.test_client()
+    assert client.get("/api/v1/monitoring/dashboard/data").status_code == 401
+    data = client.get("/api/v1/monitoring/dashboard/data", headers={"Authorization": "Bearer t0ken"})
+    assert [e["user_id"] for e in data.json["critical_events"]] == ["u-42"]
+
+
+def test_monitoring_answers_are_not_cached_and_send_no_referrer(make_app, fake_redis):
+    app, _ = make_app(redis_client=fake_redis)
+    client = app.test_client()
+    for path in ("/api/v1/monitoring/dashboard", "/api/v1/monitoring/dashboard/data", "/metrics"):
+        response = client.get(path)
+        assert response.headers["Cache-Control"] == "no-store", path
+        assert response.headers["Referrer-Policy"] == "no-referrer", path
+    assert (
+        "default-src 'self'" in client.get("/api/v1/monitoring/dashboard").headers["Content-Security-Policy"]
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/monitoring/health",
+        "/api/v1/monitoring/audit-metrics",
+        "/api/v1/monitoring/dashboard/data",
+        "/metrics",
+    ],
+)
+def test_open_routes_answer_503_with_generic_texts_when_redis_is_down(make_app, path):
+    app, _ = make_app(AUDIT_REDIS_URL="redis://127.0.0.1:1/0")
+    response = app.test_client().get(path)
+    assert response.status_code == 503
+    assert b"127.0.0.1" not in response.data and b"Connection refused" not in response.data
+
+
+def test_dashboard_data_reports_the_database_truly(make_app, fake_redis):
+    app, audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
+        create_schema=False,
+    )
+    audit.runtime(app).metrics.heartbeat("w1")
+    body = app.test_client().get("/api/v1/monitoring/dashboard/data").json
+    assert body["services"] == {"redis": "connected", "database": "disconnected"}
+    assert body["health"]["status"] == "unhealthy" and "Database unreachable" in body["health"]["issues"]
+    assert "127.0.0.1" not in str(body)
+
+
+def test_the_critical_events_query_reads_the_partial_index(make_app, fake_redis, pg_url):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url)
+    store = audit.runtime(app).store
+    store.database.execute_sql(
+        "INSERT INTO audit_logs (event_id, created_at, event_type, event_category)"
+        " SELECT gen_random_uuid(), now() - make_interval(secs => i),"
+        " 'x', CASE WHEN mod(i, 500) = 0 THEN 'critical' ELSE 'info' END FROM generate_series(1, 20000) AS i"
+    )
+    store.database.execute_sql("ANALYZE audit_logs")
+    model = store.model
+    sql, params = (
+        model.select()
+        .where(model.event_category == "critical")
+        .order_by(model.created_at.desc())
+        .limit(10)
+        .sql()
+    )
+    plan = "\n".join(row[0] for row in store.database.execute_sql("EXPLAIN " + sql, params).fetchall())
+    assert "audit_logs_critical_created_at" in plan and "Seq Scan" not in plan, plan
+    assert len(store.recent_critical(10)) == 10

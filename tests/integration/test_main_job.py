@@ -8,6 +8,7 @@ import os
 import sqlite3
 import urllib.request
 
+from tests.integration.test_embedded_redis import servers
 from tests.processes import free_port, python, wait_for
 
 
@@ -61,5 +62,6 @@ def test_example_runs_on_embedded_defaults(spawn, tmp_path):
     with urllib.request.urlopen(base + "/api/v1/monitoring/audit-metrics", timeout=5) as response:
         metrics = json.loads(response.read())["metrics"]
     assert metrics["queue_length"] == 0 and metrics["inserts_last_minute"] == 5
-    assert run.alive()
+    assert run.alive() and servers(tmp_path)  # the embedded Redis serves while the job runs
     assert run.stop() == 0  # SIGTERM: the launcher stops web, worker and clock and exits cleanly
+    wait_for(lambda: not servers(tmp_path), 10, "the embedded Redis to stop with the launcher")

@@ -1,0 +1,78 @@
+"""The embedded Redis (no AUDIT_REDIS_URL) is stopped by the last process that uses it: after a
+CLI command, after SIGTERM to the clock, and not while another process still needs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import psutil
+
+from tests.processes import python, wait_for
+
+APP = """
+import os
+from flask import Flask
+from flask_audit import FlaskAudit
+
+def create_app():
+    app = Flask("embapp", instance_path=os.environ["EMB_INSTANCE"])
+    FlaskAudit(app)
+    return app
+"""
+
+
+def servers(instance: Path) -> list[psutil.Process]:
+    """Live redis-server processes serving this instance folder (their working directory)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cwd", "status"]):
+        info = proc.info
+        if (
+            info["name"] == "redis-server"
+            and info["cwd"] == str(instance)
+            and info["status"] != psutil.STATUS_ZOMBIE
+        ):
+            found.append(proc)
+    return found
+
+
+def environment(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    (tmp_path / "embapp.py").write_text(APP)
+    instance = tmp_path / "instance"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
+    env.update(
+        FLASK_APP="embapp:create_app",
+        PYTHONPATH=str(tmp_path),
+        EMB_INSTANCE=str(instance),
+        AUDIT_DATABASE_URL=f"sqlite:///{tmp_path}/audit.db",
+    )
+    return env, instance
+
+
+def test_a_cli_command_leaves_no_server_behind(tmp_path):
+    env, instance = environment(tmp_path)
+    result = subprocess.run(
+        python("-m", "flask", "audit", "status"), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "status" in result.stdout
+    assert (instance / "audit-redis.db").exists()  # the server really ran, and saved on the way out
+    assert servers(instance) == []
+
+
+def test_sigterm_to_the_clock_stops_the_server_and_keeps_the_queue(tmp_path, spawn):
+    env, instance = environment(tmp_path)
+    enqueue = "from embapp import create_app; a = create_app(); a.extensions['audit'].log('kept')"
+    clock = spawn("clock", python("-m", "flask", "audit", "scheduler"), env)
+    wait_for(lambda: servers(instance), 30, "the embedded server")
+    # a second user comes and goes: the server stays for the clock
+    subprocess.run(python("-c", enqueue), env=env, check=True, timeout=60, capture_output=True)
+    assert servers(instance), "a second process must not stop a server the clock still uses"
+    assert clock.stop() == 0  # SIGTERM: a normal exit, so exit handlers ran
+    wait_for(lambda: not servers(instance), 10, "the server to stop with its last user")
+    # the queued event survived in the database file
+    count = "from embapp import create_app; a = create_app(); print(a.extensions['audit'].runtime().queue.depth())"
+    out = subprocess.run(python("-c", count), env=env, check=True, timeout=60, capture_output=True, text=True)
+    assert out.stdout.strip() == "1"
+    assert servers(instance) == []
