@@ -166,19 +166,29 @@ def decode_entry(raw: bytes | str) -> dict[str, Any]:
 FIELD_SET = frozenset(FIELDS)
 
 
-def _metadata(
-    value: Any, max_bytes: int, redact_keys: tuple[str, ...], altered: list[str]
-) -> dict[str, Any] | None:
+def _clean_metadata(value: Any, redact_keys: tuple[str, ...], altered: list[str]) -> dict[str, Any] | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise AuditValidationError("metadata", "must be a JSON object (a dict or other Mapping)")
-    cleaned = MetadataCleaner(redact_keys, altered).clean(value)
-    size = len(_dumps(cleaned))
-    if size > max_bytes:
-        altered.append("metadata")
-        return {"_truncated": f"metadata was {size} bytes as JSON, over the limit of {max_bytes}"}
-    return cleaned
+    return MetadataCleaner(redact_keys, altered).clean(value)
+
+
+def _encode_metadata(
+    cleaned: dict[str, Any] | None, altered: list[str], max_bytes: int
+) -> tuple[dict[str, Any] | None, bytes | None]:
+    """The final metadata (with ``_sanitized`` when something was repaired) and its JSON, made
+    once: the queue entry embeds these bytes as they are."""
+    if altered:
+        cleaned = {**(cleaned or {}), SANITIZED_KEY: sorted(set(altered))}
+    if cleaned is None:
+        return None, None
+    encoded = _dumps(cleaned)
+    if len(encoded) > max_bytes:
+        note = f"metadata was {len(encoded)} bytes as JSON, over the limit of {max_bytes}"
+        cleaned = {"_truncated": note, SANITIZED_KEY: sorted({*altered, "metadata"})}
+        encoded = _dumps(cleaned)
+    return cleaned, encoded
 
 
 def _dumps(value: Any) -> bytes:
@@ -220,26 +230,30 @@ def build_event(
     elif not isinstance(created_at, datetime) or created_at.tzinfo is None:
         raise AuditValidationError("created_at", "must be a timezone-aware datetime")
     altered: list[str] = []
-    clean_metadata = _metadata(metadata, max_metadata_bytes, redact_keys, altered)
+    user_id = client_text("user_id", user_id, MAX_LENGTHS["user_id"], altered)
+    resource_type = client_text("resource_type", resource_type, MAX_LENGTHS["resource_type"], altered)
+    resource_id = client_text("resource_id", resource_id, MAX_LENGTHS["resource_id"], altered)
+    description = client_text("description", description, MAX_LENGTHS["description"], altered, multiline=True)
+    ip_address = client_ip(ip_address, altered)
+    user_agent = client_text("user_agent", user_agent, MAX_LENGTHS["user_agent"], altered)
+    request_id = client_text("request_id", request_id, MAX_LENGTHS["request_id"], altered)
+    cleaned = _clean_metadata(metadata, redact_keys, altered)
+    metadata, metadata_json = _encode_metadata(cleaned, altered, max_metadata_bytes)
     event = AuditEvent(
         event_id=event_id or new_event_id(),
         created_at=created_at.astimezone(timezone.utc),
         event_type=event_type,
         event_category=event_category,
-        user_id=client_text("user_id", user_id, MAX_LENGTHS["user_id"], altered),
-        resource_type=client_text("resource_type", resource_type, MAX_LENGTHS["resource_type"], altered),
-        resource_id=client_text("resource_id", resource_id, MAX_LENGTHS["resource_id"], altered),
-        description=client_text(
-            "description", description, MAX_LENGTHS["description"], altered, multiline=True
-        ),
-        metadata=clean_metadata,
-        ip_address=client_ip(ip_address, altered),
-        user_agent=client_text("user_agent", user_agent, MAX_LENGTHS["user_agent"], altered),
-        request_id=client_text("request_id", request_id, MAX_LENGTHS["request_id"], altered),
+        user_id=user_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        description=description,
+        metadata=metadata,
+        ip_address=ip_address,
+        user_agent=user_agent,
+        request_id=request_id,
     )
-    if altered:
-        event.metadata = {**(clean_metadata or {}), SANITIZED_KEY: sorted(set(altered))}
-    event.entry = _entry(event)
+    event.entry = _entry(event, metadata_json)
     return event
 
 
@@ -253,7 +267,9 @@ def check_event_type(event_type: Any) -> None:
         raise AuditValidationError("event_type", "may hold only letters, digits and _ . : -")
 
 
-def _entry(event: AuditEvent) -> bytes:
+def _entry(event: AuditEvent, metadata_json: bytes | None = None) -> bytes:
     row = event.to_row()
+    if metadata_json is not None:
+        row["metadata"] = orjson.Fragment(metadata_json)  # serialised once, embedded as it is
     row["v"] = ENTRY_VERSION
     return _dumps(row)  # created_at: orjson writes RFC 3339, which fromisoformat reads

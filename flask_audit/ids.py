@@ -17,7 +17,7 @@ import time
 from random import getrandbits
 
 _lock = threading.Lock()
-#: the previous id's 48-bit time and 74 random bits, as one integer
+#: the previous id, as an integer
 _last = 0
 
 
@@ -33,13 +33,27 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 def new_event_id() -> str:
     """A new version 7 UUID, greater than every id this process made before."""
     global _last
-    candidate = (time.time_ns() // 1_000_000) << 74 | getrandbits(74)
+    value = ((time.time_ns() // 1_000_000) << 80 | getrandbits(80)) & _VERSION_MASK | _VERSION_7
     with _lock:
-        if candidate <= _last:
-            candidate = _last + 1
-        _last = candidate
-    # spread 48 + 74 bits around the version nibble (7) and the variant bits (0b10)
-    value = (candidate >> 74) << 80 | 0x7 << 76 | (candidate >> 62 & 0xFFF) << 64 | 0x2 << 62
-    value |= candidate & 0x3FFF_FFFF_FFFF_FFFF
+        if value <= _last:  # same millisecond, and the draw sorts lower: the previous id plus one
+            value = _last + 1 if _last & _LOW_62 != _LOW_62 else _successor(_last)
+        _last = value
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _successor(value: int) -> int:
+    """The next version 7 UUID after ``value``: its 74 random bits plus one, carrying into the
+    timestamp when they overflow."""
+    millis = value >> 80
+    counter = ((value >> 64) & 0xFFF) << 62 | (value & _LOW_62)
+    counter += 1
+    if counter >> 74:
+        millis, counter = millis + 1, 0
+    return millis << 80 | _VERSION_7 | (counter >> 62) << 64 | (counter & _LOW_62)
+
+
+#: clears the version nibble and the two variant bits; then version 7 and variant 0b10 are set
+_VERSION_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+_VERSION_7 = (0x7 << 76) | (0x2 << 62)
+_LOW_62 = (1 << 62) - 1

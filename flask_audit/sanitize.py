@@ -222,16 +222,19 @@ class MetadataCleaner:
 
     def _mapping(self, value: Mapping[Any, Any], path: str, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        sensitive = self.sensitive
         for key, item in value.items():
-            name = self._key(key, path)
-            child = f"{path}.{name}" if len(path) < 200 else path
-            out[name] = REDACTED if self.sensitive(name) else self._value(item, child, depth)
+            name = key if type(key) is str and key.isprintable() else self._key(key, path)
+            if sensitive(name):
+                out[name] = REDACTED
+            elif _plain(item):  # the common case, without building the item's path
+                out[name] = item
+            else:
+                out[name] = self._value(item, f"{path}.{name}" if len(path) < 200 else path, depth)
         return out
 
     def _key(self, key: Any, path: str) -> str:
         if type(key) is str:
-            if key.isprintable():
-                return key
             text, changed = clean_text(key)
             if changed:
                 self._flag(path)
@@ -242,18 +245,35 @@ class MetadataCleaner:
 
     def _sequence(self, value: Any, path: str, depth: int) -> list[Any]:
         out: list[Any] = []
+        sensitive = self.sensitive
         for index, item in enumerate(value):
+            if _plain(item):
+                out.append(item)
+                continue
             child = f"{path}[{index}]" if len(path) < 200 else path
             if (
                 isinstance(item, (tuple, list))
                 and len(item) == 2
                 and type(item[0]) is str
-                and self.sensitive(item[0])
+                and sensitive(item[0])
             ):  # a (name, value) pair, as in a list of headers
                 out.append([self._value(item[0], child, depth), REDACTED])
             else:
                 out.append(self._value(item, child, depth))
         return out
+
+
+def _plain(item: Any) -> bool:
+    """A value JSON and PostgreSQL take as it is: printable text, None, a bool, a 64-bit integer,
+    a finite float."""
+    kind = type(item)
+    if kind is str:
+        return item.isprintable()
+    if item is None or kind is bool:
+        return True
+    if kind is int:
+        return MIN_INT <= item <= MAX_INT
+    return kind is float and item == item and item not in (_INF, -_INF)
 
 
 _INF = float("inf")

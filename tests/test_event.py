@@ -257,3 +257,17 @@ def test_event_ids_increase_strictly_within_a_millisecond_and_across_threads():
     assert len(set(every)) == len(every) == 80000
     single = [new_event_id() for _ in range(10000)]  # far more than one per millisecond
     assert single == sorted(single) and len(set(single)) == len(single)
+
+
+def test_the_successor_of_an_id_carries_into_the_timestamp_when_its_random_bits_are_full():
+    import uuid
+
+    from flask_audit.ids import _successor
+
+    millis = 0x01A21C3B4A2F
+    full = millis << 80 | 0x7 << 76 | 0xFFF << 64 | 0x2 << 62 | (1 << 62) - 1
+    following = uuid.UUID(int=_successor(full))
+    assert following.int > full and following.version == 7 and following.variant == uuid.RFC_4122
+    assert following.int >> 80 == millis + 1
+    low = millis << 80 | 0x7 << 76 | 0x2 << 62 | 5
+    assert _successor(low) == low + 1
