@@ -17,10 +17,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import realistic_kwargs  # noqa: E402
-from flask_audit.config import DEFAULT_REDACT_KEYS  # noqa: E402
-from flask_audit.event import build_event  # noqa: E402
-from flask_audit.ids import new_event_id  # noqa: E402
+from bench.run import realistic_kwargs
+from flask_audit.config import DEFAULT_REDACT_KEYS
+from flask_audit.event import build_event
+from flask_audit.ids import new_event_id
 
 HOSTILE = {
     "description": "x\ud800y\x00z\x1b[2J" * 20,
