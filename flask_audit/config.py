@@ -314,7 +314,7 @@ KEYS: tuple[Key, ...] = (
         "buffered mode: how often the buffer is pushed to Redis",
         "int",
         1,
-        60000,
+        3_600_000,
     ),
     Key(
         "AUDIT_BUFFER_MAX_EVENTS",
