@@ -290,3 +290,25 @@ def test_redis_errors_never_reach_the_view(make_app, swallowed_errors):
     assert response.status_code == 200
     assert audit.runtime(app).store.event_ids() == [response.json["id"]]
     assert swallowed_errors[0][1] == "redis push"
+
+
+def test_log_redacts_with_the_configured_keys_through_the_users_path(make_app, fake_redis):
+    """audit.log itself must hand its configuration to the event: defaults, then a custom list."""
+    app, audit = make_app(redis_client=fake_redis)
+    with app.app_context():
+        audit.log("x", metadata={"X-Api-Key": "k", "headers": [["Cookie", "c"]], "plain": "p"})
+    (entry,) = queued(audit.runtime(app))
+    assert entry["metadata"] == {
+        "X-Api-Key": "[REDACTED]",
+        "headers": [["Cookie", "[REDACTED]"]],
+        "plain": "p",
+    }
+    app2, audit2 = make_app(redis_client=fake_redis, AUDIT_REDACT_KEYS="plain", AUDIT_MAX_METADATA_BYTES=300)
+    with app2.app_context():
+        audit2.log("y", metadata={"plain": "p", "apiKey": "kept: not in this app's list", "big": "b" * 400})
+    entry = queued(audit2.runtime(app2))[-1]
+    assert entry["metadata"]["_sanitized"] == ["metadata"]  # over this app's 300 bytes
+    audit2.runtime(app2).queue.client.delete(audit2.runtime(app2).queue.queue_key)
+    with app2.app_context():
+        audit2.log("y", metadata={"plain": "p", "apiKey": "kept"})
+    assert queued(audit2.runtime(app2))[-1]["metadata"] == {"plain": "[REDACTED]", "apiKey": "kept"}
