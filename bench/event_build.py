@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import realistic_kwargs
 from flask_audit.config import DEFAULT_REDACT_KEYS
-from flask_audit.event import build_event
-from flask_audit.ids import new_event_id
+from flask_audit.events.event import build_event
+from flask_audit.events.ids import new_event_id
 
 HOSTILE = {
     "description": "x\ud800y\x00z\x1b[2J" * 20,

@@ -21,9 +21,9 @@ from flask import Flask
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_audit import FlaskAudit
-from flask_audit.cli_operate import _write
-from flask_audit.query import Filters, _where, encode_cursor, page, stream
-from flask_audit.retention import expire
+from flask_audit.cli.operate import _write
+from flask_audit.storage.query import Filters, _where, encode_cursor, page, stream
+from flask_audit.storage.retention import expire
 
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: the newest row; rows go back one minute each from here (1M rows span about 694 days)

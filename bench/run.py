@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flask_audit import FlaskAudit
-from flask_audit.event import FIELDS, AuditEvent, build_event
-from flask_audit.pgcopy import copy_text
-from flask_audit.store import AuditStore
+from flask_audit.events.event import FIELDS, AuditEvent, build_event
+from flask_audit.storage.pgcopy import copy_text
+from flask_audit.storage.store import AuditStore
 from tests.processes import Process, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from flask_audit.embedded import embedded_redis_url
+from flask_audit.queue.embedded import embedded_redis_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: seconds a process gets to stop after SIGTERM before it is killed

@@ -1,8 +1,8 @@
 """flask-audit: audit logging for Flask that never slows a request and never loses an event."""
 
-from .errors import AuditConfigError, AuditError, AuditValidationError, AuditWriteError
-from .event import AuditEvent
-from .extension import FlaskAudit
+from flask_audit.errors import AuditConfigError, AuditError, AuditValidationError, AuditWriteError
+from flask_audit.events.event import AuditEvent
+from flask_audit.extension import FlaskAudit
 
 __all__ = [
     "AuditConfigError",

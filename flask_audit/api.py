@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from .errors import AuditError, AuditValidationError
-from .query import decode_cursor, page, parse_filters, parse_limit, to_dict
+from flask_audit.errors import AuditError, AuditValidationError
+from flask_audit.storage.query import decode_cursor, page, parse_filters, parse_limit, to_dict
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from .errors import AuditConfigError
+from flask_audit.errors import AuditConfigError
 
 #: (queue depth at which the tier starts, batch size): the original design's small/medium/large.
 DEFAULT_BATCH_TIERS: tuple[tuple[int, int], ...] = ((0, 100), (1000, 300), (5000, 1000))

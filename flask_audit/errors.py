@@ -18,6 +18,19 @@ class AuditWriteError(AuditError):
     """An event could not be stored anywhere (database, Redis and spool all failed)."""
 
 
+class TransientStoreError(AuditError):
+    """The database could not be reached or is not ready: keep the events and retry later."""
+
+
+class RejectedError(AuditError):
+    """The database refused the rows themselves: retrying will not help."""
+
+
+class DatabaseUnavailable(Exception):
+    """Raised by the drain actor so that Dramatiq retries it with back-off; the events stay in
+    Redis. Not an AuditError: it never reaches the application."""
+
+
 class AuditConfigError(AuditError, ValueError):
     """A configuration key holds a value the extension cannot use."""
 

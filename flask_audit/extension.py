@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 import redis
 from flask import Flask, current_app, has_app_context
 
-from . import safety
-from .capture import echo_request_id, fill_from_request
-from .config import load_config
-from .errors import AuditValidationError
-from .event import CATEGORIES, build_event, check_event_type
-from .runtime import AuditRuntime
+from flask_audit import safety
+from flask_audit.config import load_config
+from flask_audit.errors import AuditValidationError
+from flask_audit.events.event import CATEGORIES, build_event, check_event_type
+from flask_audit.ingest.capture import echo_request_id, fill_from_request
+from flask_audit.runtime import AuditRuntime
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: the keywords of ``log`` besides event_type; ``audited`` passes these on
@@ -72,11 +72,11 @@ class FlaskAudit:
         self._runtimes[app] = AuditRuntime(config, redis_client=self._redis)
         self._only = self._runtimes[app] if len(self._runtimes) == 1 else None
         app.after_request(echo_request_id)
-        from .cli import audit_cli
+        from flask_audit.cli import audit_cli
 
         app.cli.add_command(audit_cli)  # also an entry point; this makes app.test_cli_runner() see it
-        from .api import api_blueprint
-        from .routes import metrics_blueprint, monitoring_blueprint
+        from flask_audit.api import api_blueprint
+        from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
 
         app.register_blueprint(monitoring_blueprint(), url_prefix=config.monitoring_prefix)
         app.register_blueprint(metrics_blueprint())

@@ -11,17 +11,17 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import safety
-from .breaker import CircuitBreaker
-from .buffer import EventBuffer
-from .config import AuditConfig
-from .embedded import embedded_redis_url
-from .errors import AuditError, AuditWriteError
-from .event import AuditEvent, decode_entry
-from .metrics import Metrics
-from .queue import AuditQueue
-from .spool import Spool
-from .store import AuditStore
+from flask_audit import safety
+from flask_audit.config import AuditConfig
+from flask_audit.errors import AuditError, AuditWriteError
+from flask_audit.events.event import AuditEvent, decode_entry
+from flask_audit.ingest.breaker import CircuitBreaker
+from flask_audit.ingest.buffer import EventBuffer
+from flask_audit.ingest.spool import Spool
+from flask_audit.monitoring.metrics import Metrics
+from flask_audit.queue.embedded import embedded_redis_url
+from flask_audit.queue.redis_queue import AuditQueue
+from flask_audit.storage.store import AuditStore
 
 #: seconds; background processes (worker, clock, CLI) may wait longer on Redis than a request
 BACKGROUND_REDIS_TIMEOUT = 10.0

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 
-logger = logging.getLogger("flask_audit")
+logger = logging.getLogger(__name__)
 
 #: callables told about each swallowed error (tests use this)
 listeners: list[Callable[[BaseException, str], None]] = []

@@ -8,7 +8,7 @@ import os
 from flask import Flask
 from flask.cli import ScriptInfo
 
-from .tasks import setup
+from flask_audit.pipeline.tasks import setup
 
 
 def load_app() -> Flask:

@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
-from flask_audit.alerts import AlertState, decide
-from flask_audit.clock import Clock
-from flask_audit.drain import Drainer
-from flask_audit.health import Finding
-from flask_audit.tasks import declare
+from flask_audit.monitoring.alerts import AlertState, decide
+from flask_audit.monitoring.health import Finding
+from flask_audit.pipeline.clock import Clock
+from flask_audit.pipeline.drain import Drainer
+from flask_audit.pipeline.tasks import declare
 
 BACKLOG = Finding(
     "queue_backed_up", "critical", 6843, 5000, "Audit queue backed up! Queue length: 6843", "Scale workers"
@@ -113,7 +113,7 @@ def test_backlog_alerts_once_per_cooldown_then_resolves(make_app, fake_redis, ho
     with app.app_context():
         for _ in range(5):
             audit.log("x")
-    with caplog.at_level(logging.WARNING, logger="flask_audit.alerts"):
+    with caplog.at_level(logging.WARNING, logger="flask_audit.monitoring.alerts"):
         for _ in range(3):
             clock.alert()
         clock.alerter.join()
@@ -166,12 +166,12 @@ def test_a_slow_webhook_does_not_hold_up_the_clock(make_app, fake_redis):
 
 
 def test_a_dead_webhook_is_logged_not_raised(make_app, fake_redis, caplog, monkeypatch):
-    monkeypatch.setattr("flask_audit.alerts.WEBHOOK_RETRY_DELAYS", (0.01, 0.01))
+    monkeypatch.setattr("flask_audit.monitoring.alerts.WEBHOOK_RETRY_DELAYS", (0.01, 0.01))
     app, audit, runtime, clock = clock_for(make_app, fake_redis, "http://127.0.0.1:1/hook")
     with app.app_context():
         for _ in range(5):
             audit.log("x")
-    with caplog.at_level(logging.ERROR, logger="flask_audit.alerts"):
+    with caplog.at_level(logging.ERROR, logger="flask_audit.monitoring.alerts"):
         clock.alert()
         clock.alerter.join()
     assert "alert webhook failed" in caplog.text
@@ -208,7 +208,7 @@ def test_an_unsigned_webhook_carries_no_signature_header(make_app, fake_redis, h
 
 
 def test_a_failing_webhook_is_retried_twice_with_back_off(make_app, fake_redis, monkeypatch):
-    monkeypatch.setattr("flask_audit.alerts.WEBHOOK_RETRY_DELAYS", (0.05, 0.1))
+    monkeypatch.setattr("flask_audit.monitoring.alerts.WEBHOOK_RETRY_DELAYS", (0.05, 0.1))
     flaky = Hook(fail_first=2)
     try:
         app, audit, runtime, clock = clock_for(make_app, fake_redis, flaky.url)
@@ -223,14 +223,14 @@ def test_a_failing_webhook_is_retried_twice_with_back_off(make_app, fake_redis, 
 
 
 def test_a_webhook_that_redirects_is_not_followed(make_app, fake_redis, hook, caplog, monkeypatch):
-    monkeypatch.setattr("flask_audit.alerts.WEBHOOK_RETRY_DELAYS", (0.01, 0.01))
+    monkeypatch.setattr("flask_audit.monitoring.alerts.WEBHOOK_RETRY_DELAYS", (0.01, 0.01))
     redirecting = Hook(redirect_to=hook.url)
     try:
         app, audit, runtime, clock = clock_for(make_app, fake_redis, redirecting.url)
         with app.app_context():
             for _ in range(5):
                 audit.log("x")
-        with caplog.at_level(logging.ERROR, logger="flask_audit.alerts"):
+        with caplog.at_level(logging.ERROR, logger="flask_audit.monitoring.alerts"):
             clock.alert()
             clock.alerter.join()
         assert redirecting.attempts == 3 and hook.received == []  # never sent where it pointed
@@ -249,7 +249,7 @@ def test_a_webhook_that_is_not_http_is_a_configuration_error(make_app, fake_redi
 
 
 def test_post_json_refuses_other_schemes_even_if_called_directly():
-    from flask_audit.alerts import post_json
+    from flask_audit.monitoring.alerts import post_json
 
     with pytest.raises(ValueError, match="http or https"):
         post_json("file:///etc/passwd", {"text": "x"})

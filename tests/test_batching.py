@@ -2,8 +2,8 @@
 
 import pytest
 
-from flask_audit.batching import batch_size_for, drains_to_send
 from flask_audit.config import DEFAULT_BATCH_TIERS, parse_tiers
+from flask_audit.pipeline.batching import batch_size_for, drains_to_send
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def test_no_entry_is_lost_when_threads_switch_between_add_and_flush():
     import sys
     import threading
 
-    from flask_audit.buffer import EventBuffer
+    from flask_audit.ingest.buffer import EventBuffer
 
     delivered: list[int] = []
 

@@ -2,7 +2,7 @@
 
 import json
 
-from flask_audit.spool import Spool
+from flask_audit.ingest.spool import Spool
 
 
 def test_init_db_is_safe_twice(make_app, fake_redis, any_db_url):
@@ -38,7 +38,7 @@ def test_status_shows_the_picture(make_app, fake_redis):
 
 
 def test_replay_spool_sends_spooled_events_to_the_queue(make_app, fake_redis):
-    from flask_audit.event import build_event
+    from flask_audit.events.event import build_event
 
     app, audit = make_app(redis_client=fake_redis)
     runtime = audit.runtime(app)

@@ -11,7 +11,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from flask_audit.drain import Drainer
+from flask_audit.pipeline.drain import Drainer
 from tests.conftest import REQUIRE_SERVICES
 from tests.processes import CHROMIUM_FLAGS
 

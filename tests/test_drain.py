@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from flask_audit.drain import Drainer
-from flask_audit.event import build_event
-from flask_audit.store import AuditStore, TransientStoreError
+from flask_audit.errors import TransientStoreError
+from flask_audit.events.event import build_event
+from flask_audit.pipeline.drain import Drainer
+from flask_audit.storage.store import AuditStore
 
 
 @pytest.fixture

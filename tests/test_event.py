@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from flask_audit import AuditEvent, AuditValidationError
-from flask_audit.event import REDACTED, build_event
+from flask_audit.events.event import REDACTED, build_event
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_event_ids_are_uuid7_and_sort_by_time():
     import time
     import uuid
 
-    from flask_audit.event import new_event_id
+    from flask_audit.events.event import new_event_id
 
     first = new_event_id()
     time.sleep(0.002)
@@ -238,7 +238,7 @@ def test_event_ids_are_uuid7_and_sort_by_time():
 def test_event_ids_increase_strictly_within_a_millisecond_and_across_threads():
     import threading
 
-    from flask_audit.event import new_event_id
+    from flask_audit.events.event import new_event_id
 
     made: list[list[str]] = [[] for _ in range(4)]
 
@@ -262,7 +262,7 @@ def test_event_ids_increase_strictly_within_a_millisecond_and_across_threads():
 def test_the_successor_of_an_id_carries_into_the_timestamp_when_its_random_bits_are_full():
     import uuid
 
-    from flask_audit.ids import _successor
+    from flask_audit.events.ids import _successor
 
     millis = 0x01A21C3B4A2F
     full = millis << 80 | 0x7 << 76 | 0xFFF << 64 | 0x2 << 62 | (1 << 62) - 1

@@ -7,7 +7,7 @@ import redis
 from flask import Flask
 
 from flask_audit import AuditValidationError, AuditWriteError, FlaskAudit
-from flask_audit.drain import Drainer
+from flask_audit.pipeline.drain import Drainer
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -265,7 +265,7 @@ def test_priority_events_drain_first(make_app, fake_redis):
     runtime = audit.runtime(app)
     with app.app_context():
         audit.log("normal")
-    from flask_audit.event import build_event
+    from flask_audit.events.event import build_event
 
     critical = build_event("permanent_ban_applied", event_category="critical")
     runtime.queue.push_priority(critical.to_entry())

@@ -1,7 +1,7 @@
 """Pure policy: numbers to status, issues (original design's texts) and recommendations."""
 
-from flask_audit.health import Thresholds, assess
-from flask_audit.metrics import TOTALS, Snapshot
+from flask_audit.monitoring.health import Thresholds, assess
+from flask_audit.monitoring.metrics import TOTALS, Snapshot
 
 
 def snapshot(**overrides):

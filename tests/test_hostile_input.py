@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 
 from flask_audit import FlaskAudit
-from flask_audit.drain import Drainer
-from flask_audit.failed import FailedList
+from flask_audit.pipeline.drain import Drainer
+from flask_audit.queue.failed import FailedList
 
 SURROGATE = json.loads('"\\ud800"')  # what a JSON body can decode to
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from flask_audit.drain import Drainer
-from flask_audit.event import build_event
+from flask_audit.events.event import build_event
+from flask_audit.pipeline.drain import Drainer
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from flask_audit import AuditConfigError
-from flask_audit.drain import Drainer
-from flask_audit.event import build_event
-from flask_audit.partitions import create_partitioned_schema, ensure_partitions, existing_partitions
-from flask_audit.retention import expire
-from flask_audit.store import AuditStore
+from flask_audit.events.event import build_event
+from flask_audit.pipeline.drain import Drainer
+from flask_audit.storage.partitions import create_partitioned_schema, ensure_partitions, existing_partitions
+from flask_audit.storage.retention import expire
+from flask_audit.storage.store import AuditStore
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
 

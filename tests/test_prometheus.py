@@ -3,7 +3,7 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flask_audit.drain import Drainer
+from flask_audit.pipeline.drain import Drainer
 
 
 def scrape(client, headers=None):

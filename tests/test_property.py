@@ -11,7 +11,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flask_audit.drain import Drainer
+from flask_audit.pipeline.drain import Drainer
 
 #: every code point, lone surrogates and control characters included
 ANY_CHAR = st.characters(codec=None, categories=None)

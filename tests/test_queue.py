@@ -7,7 +7,7 @@ import pytest
 from flask import Flask
 
 from flask_audit.config import load_config
-from flask_audit.queue import AuditQueue
+from flask_audit.queue.redis_queue import AuditQueue
 
 
 @pytest.fixture

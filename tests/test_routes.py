@@ -2,7 +2,7 @@
 
 import pytest
 
-from flask_audit.drain import Drainer
+from flask_audit.pipeline.drain import Drainer
 
 
 def test_audit_metrics_shape_and_values(make_app, any_redis):

@@ -5,8 +5,9 @@ from datetime import datetime, timedelta, timezone
 import psycopg2
 import pytest
 
-from flask_audit.event import build_event
-from flask_audit.store import AuditStore, RejectedError, TransientStoreError
+from flask_audit.errors import RejectedError, TransientStoreError
+from flask_audit.events.event import build_event
+from flask_audit.storage.store import AuditStore
 
 
 @pytest.fixture

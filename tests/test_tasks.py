@@ -4,9 +4,9 @@ import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 
-from flask_audit.clock import Clock
-from flask_audit.store import TransientStoreError
-from flask_audit.tasks import declare, pending_drains
+from flask_audit.errors import TransientStoreError
+from flask_audit.pipeline.clock import Clock
+from flask_audit.pipeline.tasks import declare, pending_drains
 
 
 @pytest.fixture

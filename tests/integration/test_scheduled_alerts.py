@@ -9,7 +9,7 @@ import json
 
 import redis
 
-from flask_audit.event import build_event
+from flask_audit.events.event import build_event
 from tests.conftest import REDIS_URL
 from tests.processes import python, wait_for
 from tests.test_alerts import Hook

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .errors import AuditValidationError
+from flask_audit.errors import AuditValidationError
 
 REDACTED = "[REDACTED]"
 #: the metadata key under which an event lists the fields that were repaired

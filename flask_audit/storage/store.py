@@ -5,18 +5,18 @@ PostgreSQL first (JSONB metadata, timestamptz, uuid); SQLite as the embedded def
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import peewee
 from playhouse.db_url import connect
 
-from .errors import AuditError
-from .event import AuditEvent
-from .pgcopy import copy_insert
+from flask_audit.errors import AuditError, RejectedError, TransientStoreError
+from flask_audit.events.event import AuditEvent
+from flask_audit.storage.pgcopy import copy_insert
 
 TABLE_NAME = "audit_logs"
 #: the latest critical events without a scan: a partial index holding critical rows only
@@ -28,24 +28,16 @@ CRITICAL_INDEX_SQL = (
 TRANSIENT_PGCODES = {"42P01", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
 
 
-class TransientStoreError(AuditError):
-    """The database could not be reached or is not ready: keep the events and retry later."""
-
-
-class RejectedError(AuditError):
-    """The database refused the rows themselves: retrying will not help."""
-
-
 class JSONField(peewee.Field):
     """JSONB on PostgreSQL, TEXT elsewhere; always a dict in Python."""
 
     field_type = "AUDIT_JSON"
 
     def db_value(self, value: Any) -> Any:
-        return None if value is None else json.dumps(value, separators=(",", ":"))
+        return None if value is None else orjson.dumps(value).decode()
 
     def python_value(self, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, (str, bytes)) else value
+        return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 class UTCDateTimeField(peewee.Field):
@@ -155,7 +147,7 @@ class AuditStore:
         """Create the table and its indexes (partitioned by month when asked); safe to run again."""
         with self._translate():
             if self.partitioned:
-                from .partitions import create_partitioned_schema
+                from flask_audit.storage.partitions import create_partitioned_schema
 
                 create_partitioned_schema(self)
             else:
@@ -223,7 +215,7 @@ class AuditStore:
                 return deleted
 
     def count_matching(self, filters: Any) -> int:
-        from .query import _where
+        from flask_audit.storage.query import _where
 
         clauses = _where(self.model, filters)
         query = self.model.select()

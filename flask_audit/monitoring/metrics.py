@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from .config import AuditConfig
-from .queue import BUCKET_SECONDS, BUCKET_TTL, bucket_key
+from flask_audit.config import AuditConfig
+from flask_audit.queue.redis_queue import BUCKET_SECONDS, BUCKET_TTL, bucket_key
 
 #: totals kept in the ``<prefix>metrics`` hash
 TOTALS = (

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 import click
+import orjson
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .errors import AuditValidationError
-from .escaping import csv_cell, for_terminal
-from .event import FIELDS
-from .failed import FailedList
-from .query import EQUALITY_FILTERS, parse_filters, stream, to_dict
-from .retention import expire
-from .runtime import AuditRuntime
+from flask_audit.cli.escaping import csv_cell, for_terminal
+from flask_audit.errors import AuditValidationError
+from flask_audit.events.event import FIELDS
+from flask_audit.queue.failed import FailedList
+from flask_audit.runtime import AuditRuntime
+from flask_audit.storage.query import EQUALITY_FILTERS, parse_filters, stream, to_dict
+from flask_audit.storage.retention import expire
 
 #: columns of the CSV export, in order: the row id, then the event's fields
 CSV_COLUMNS = ("id", *FIELDS)
@@ -50,7 +50,7 @@ def failed_list(as_json: bool, limit: int | None) -> None:
     records = _failed().records(limit)
     for record in records:
         if as_json:
-            _echo(json.dumps(record.data))
+            _echo(orjson.dumps(record.data).decode())
             continue
         data = record.data
         entry = str(data.get("entry", ""))
@@ -164,10 +164,10 @@ def _write(fmt: str, rows: Any, out: IO[str], progress: Any) -> int:
     for row in rows:
         data = to_dict(row)
         if writer:
-            data["metadata"] = json.dumps(data["metadata"]) if data["metadata"] is not None else ""
+            data["metadata"] = orjson.dumps(data["metadata"]).decode() if data["metadata"] is not None else ""
             writer.writerow([csv_cell(data[c]) if data[c] is not None else "" for c in CSV_COLUMNS])
         else:
-            out.write(json.dumps(data, ensure_ascii=False) + "\n")
+            out.write(orjson.dumps(data).decode() + "\n")
         written += 1
         if written % 1000 == 0:
             progress(1000)

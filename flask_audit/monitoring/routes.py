@@ -26,12 +26,12 @@ from flask import (
     url_for,
 )
 
-from .api import bearer_matches
-from .errors import AuditError
-from .health import assess, thresholds_of
-from .prometheus import exposition
-from .query import to_dict
-from .runtime import AuditRuntime
+from flask_audit.api import bearer_matches
+from flask_audit.errors import AuditError
+from flask_audit.monitoring.health import assess, thresholds_of
+from flask_audit.monitoring.prometheus import exposition
+from flask_audit.runtime import AuditRuntime
+from flask_audit.storage.query import to_dict
 
 logger = logging.getLogger(__name__)
 

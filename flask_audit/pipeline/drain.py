@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -10,10 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import AuditValidationError
-from .event import decode_entry
-from .queue import AuditQueue, Batch
-from .store import AuditStore, RejectedError, TransientStoreError
+import orjson
+
+from flask_audit.errors import AuditValidationError, RejectedError, TransientStoreError
+from flask_audit.events.event import decode_entry
+from flask_audit.queue.redis_queue import AuditQueue, Batch
+from flask_audit.storage.store import AuditStore
 
 
 @dataclass
@@ -27,7 +28,7 @@ class DrainResult:
 
 def failure_record(raw: bytes, error: str, attempts: int, event_id: str | None = None) -> bytes:
     """What the failed list holds for one event: enough to understand it and to requeue it."""
-    return json.dumps(
+    return orjson.dumps(
         {
             "id": uuid.uuid4().hex[:12],
             "event_id": event_id,
@@ -36,7 +37,7 @@ def failure_record(raw: bytes, error: str, attempts: int, event_id: str | None =
             "attempts": attempts,
             "entry": raw.decode("utf-8", errors="replace"),
         }
-    ).encode()
+    )
 
 
 class Drainer:

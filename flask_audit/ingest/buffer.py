@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from . import safety
+from flask_audit import safety
 
 #: entries pushed per Lua call when a flush is large
 PUSH_CHUNK = 1000

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import click
+import orjson
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .cli_operate import register as register_operator_commands
-from .runtime import AuditRuntime
+from flask_audit.cli.operate import register as register_operator_commands
+from flask_audit.runtime import AuditRuntime
 
 
 def _runtime() -> AuditRuntime:
@@ -41,8 +41,8 @@ def init_db() -> None:
 @with_appcontext
 def drain(batch_size: int | None) -> None:
     """Drain the queue into the database now, until it is empty (cron jobs, scripts, tests)."""
-    from .batching import batch_size_for
-    from .drain import Drainer
+    from flask_audit.pipeline.batching import batch_size_for
+    from flask_audit.pipeline.drain import Drainer
 
     runtime = _runtime()
     queue = runtime.background_queue
@@ -55,8 +55,8 @@ def drain(batch_size: int | None) -> None:
 @with_appcontext
 def scheduler() -> None:
     """Run the clock: sends drain messages sized by the queue depth, reaps stuck batches."""
-    from .clock import run_clock
-    from .tasks import setup
+    from flask_audit.pipeline.clock import run_clock
+    from flask_audit.pipeline.tasks import setup
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runtime = _runtime()
@@ -69,13 +69,14 @@ def scheduler() -> None:
 @with_appcontext
 def status(as_json: bool) -> None:
     """Show queue depth, throughput, failures and health at a glance."""
-    from .health import assess, thresholds_of
+    from flask_audit.monitoring.health import assess, thresholds_of
 
     runtime = _runtime()
     snapshot = runtime.background_metrics.snapshot()
     assessment = assess(snapshot, thresholds_of(runtime.config))
     if as_json:
-        click.echo(json.dumps({"health": assessment.__dict__, "metrics": snapshot.__dict__}, indent=2))
+        body = {"health": assessment.__dict__, "metrics": snapshot.__dict__}
+        click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return
     click.echo(f"status      {assessment.status}")
     click.echo(f"queue       {snapshot.waiting} ({snapshot.priority_length} of them priority)")

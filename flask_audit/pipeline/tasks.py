@@ -18,13 +18,13 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
-from .batching import batch_size_for
-from .drain import Drainer
-from .queue import Batch
-from .runtime import AuditRuntime
-from .store import TransientStoreError
+from flask_audit.errors import DatabaseUnavailable, TransientStoreError
+from flask_audit.pipeline.batching import batch_size_for
+from flask_audit.pipeline.drain import Drainer
+from flask_audit.queue.redis_queue import Batch
+from flask_audit.runtime import AuditRuntime
 
-logger = logging.getLogger("flask_audit.worker")
+logger = logging.getLogger(__name__)
 
 #: name of the drain actor in Dramatiq
 DRAIN_ACTOR = "audit_drain"
@@ -38,10 +38,6 @@ BROKER_HEARTBEAT_TIMEOUT_MS = 15_000
 #: Dramatiq commands per million that also run its maintenance (requeueing dead workers'
 #: messages); 5 % rather than 0.1 %, so that it happens within seconds of the timeout
 BROKER_MAINTENANCE_CHANCE = 50_000
-
-
-class DatabaseUnavailable(Exception):
-    """Raised by the actor so that Dramatiq retries it with back-off; the events stay in Redis."""
 
 
 class WorkerTuning(Middleware):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from .store import TABLE_NAME, AuditStore
+from flask_audit.storage.store import TABLE_NAME, AuditStore
 
 #: months created ahead of the current one by the clock and by init-db
 MONTHS_AHEAD = 2

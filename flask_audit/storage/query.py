@@ -4,17 +4,17 @@ oldest-first streams. Served from the indexes; no OFFSET anywhere."""
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 import peewee
 
-from .errors import AuditValidationError
-from .event import CATEGORIES
-from .store import AuditLog, AuditStore
+from flask_audit.errors import AuditValidationError
+from flask_audit.events.event import CATEGORIES
+from flask_audit.storage.store import AuditLog, AuditStore
 
 #: filters matched by equality, and their column
 EQUALITY_FILTERS = ("user_id", "event_type", "event_category", "resource_type", "resource_id", "request_id")
@@ -70,7 +70,7 @@ def parse_limit(value: str | None) -> int:
 
 
 def encode_cursor(row: AuditLog) -> str:
-    payload = json.dumps([row.created_at.isoformat(), row.id]).encode()
+    payload = orjson.dumps([row.created_at.isoformat(), row.id])
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
@@ -80,7 +80,7 @@ def decode_cursor(value: str) -> tuple[datetime, int]:
     if len(value) > 200 or not value.isascii():
         raise bad
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        decoded = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
         created, row_id = decoded
         if type(created) is not str or type(row_id) is not int or not 0 <= row_id < 2**63:
             raise bad

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import queue
 import threading
@@ -23,11 +22,12 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
 import redis
 
-from .health import ALERT_RULES, Finding
+from flask_audit.monitoring.health import ALERT_RULES, Finding
 
-logger = logging.getLogger("flask_audit.alerts")
+logger = logging.getLogger(__name__)
 
 #: seconds a webhook POST may take before it is abandoned
 WEBHOOK_TIMEOUT = 5.0
@@ -121,14 +121,14 @@ class Alerter:
     def evaluate(self, active: list[Finding], now: float) -> list[Notice]:
         """Decide, log, queue the webhooks, and save the state; returns the notices."""
         state = {
-            rule.decode(): AlertState(**json.loads(raw))
+            rule.decode(): AlertState(**orjson.loads(raw))
             for rule, raw in self.client.hgetall(self.key).items()
         }
         notices, new_state = decide(active, state, now, self.cooldown)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(self.key)
             if new_state:
-                pipe.hset(self.key, mapping={rule: json.dumps(asdict(s)) for rule, s in new_state.items()})
+                pipe.hset(self.key, mapping={rule: orjson.dumps(asdict(s)) for rule, s in new_state.items()})
             pipe.execute()
         for notice in notices:
             log = (
@@ -202,7 +202,7 @@ def post_json(url: str, body: dict[str, Any], *, secret: str | None = None) -> i
     """POST ``body`` as JSON to an http or https URL, without following redirects."""
     if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
         raise ValueError("the alert webhook must be an http or https URL")
-    data = json.dumps(body, ensure_ascii=False).encode()
+    data = orjson.dumps(body)
     headers = {"Content-Type": "application/json", "User-Agent": "flask-audit"}
     if secret:
         headers[SIGNATURE_HEADER] = sign(data, secret)

@@ -8,20 +8,20 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from importlib import resources
 
 import dramatiq
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from .alerts import Alerter, Notice
-from .batching import batch_size_for, drains_to_send
-from .health import findings, thresholds_of
-from .retention import expire
-from .runtime import AuditRuntime
-from .tasks import AuditActors, pending_drains
+from flask_audit.monitoring.alerts import Alerter, Notice
+from flask_audit.monitoring.health import findings, thresholds_of
+from flask_audit.pipeline.batching import batch_size_for, drains_to_send
+from flask_audit.pipeline.tasks import AuditActors, pending_drains
+from flask_audit.queue.redis_queue import lua_script
+from flask_audit.runtime import AuditRuntime
+from flask_audit.storage.retention import expire
 
-logger = logging.getLogger("flask_audit.clock")
+logger = logging.getLogger(__name__)
 
 #: seconds between two reaper runs at most; shorter when the visibility timeout is short
 REAP_INTERVAL = 5
@@ -46,9 +46,7 @@ class Clock:
             config.alert_cooldown,
             secret=config.alert_webhook_secret,
         )
-        self._lead = runtime.background_redis.register_script(
-            resources.files(__package__).joinpath("lua", "lead.lua").read_text()
-        )
+        self._lead = runtime.background_redis.register_script(lua_script("lead.lua"))
 
     def elect(self) -> bool:
         """Take or renew the leadership; only the leader's jobs do anything."""
@@ -120,7 +118,7 @@ class Clock:
             ", ".join(result.partitions_dropped) or "none",
         )
         if store.partitioned:
-            from .partitions import ensure_partitions
+            from flask_audit.storage.partitions import ensure_partitions
 
             ensure_partitions(store)
         return result.rows_deleted

@@ -10,9 +10,16 @@ from typing import Any
 
 import orjson
 
-from .errors import AuditValidationError
-from .ids import new_event_id
-from .sanitize import REDACTED, SANITIZED_KEY, MetadataCleaner, client_ip, client_text, normal_ip
+from flask_audit.errors import AuditValidationError
+from flask_audit.events.ids import new_event_id
+from flask_audit.events.sanitize import (
+    REDACTED,
+    SANITIZED_KEY,
+    MetadataCleaner,
+    client_ip,
+    client_text,
+    normal_ip,
+)
 
 __all__ = ["REDACTED", "SANITIZED_KEY", "AuditEvent", "build_event", "decode_entry", "new_event_id"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import peewee
 
-from .event import FIELDS
+from flask_audit.events.event import FIELDS
 
 #: SQLSTATE of a unique violation
 UNIQUE_VIOLATION = "23505"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import AuditConfig
-from .metrics import Snapshot
+from flask_audit.config import AuditConfig
+from flask_audit.monitoring.metrics import Snapshot
 
 #: the rules that alert (the original design's three); the other findings only show in health
 ALERT_RULES = ("queue_backed_up", "high_failure_rate", "events_dropped")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 
-from .config import AuditConfig
+from flask_audit.config import AuditConfig
 
 
 @dataclass
@@ -35,7 +35,7 @@ class FailedList:
         records = []
         for raw in reversed(raws):
             try:
-                data = json.loads(raw)
+                data = orjson.loads(raw)
             except ValueError:
                 data = {"error": "unreadable failure record", "entry": raw.decode(errors="replace")}
             records.append(FailedRecord(raw, data if isinstance(data, dict) else {"entry": str(data)}))

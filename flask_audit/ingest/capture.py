@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Response, has_request_context, request
 
-from . import safety
-from .sanitize import normal_ip
+from flask_audit import safety
+from flask_audit.events.sanitize import normal_ip
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: where the request id is cached for the rest of the request

@@ -13,7 +13,7 @@ from importlib import resources
 
 import redis
 
-from .config import AuditConfig
+from flask_audit.config import AuditConfig
 
 #: seconds a 10-second metrics bucket is kept: an hour of history plus a margin
 BUCKET_TTL = 3900
@@ -21,12 +21,12 @@ BUCKET_TTL = 3900
 BUCKET_SECONDS = 10
 
 
-def _script(name: str) -> str:
+def lua_script(name: str) -> str:
     return resources.files(__package__).joinpath("lua", name).read_text()
 
 
 #: the scripts' text, read once at import
-SCRIPTS = {name: _script(f"{name}.lua") for name in ("push", "claim", "settle", "requeue")}
+SCRIPTS = {name: lua_script(f"{name}.lua") for name in ("push", "claim", "settle", "requeue")}
 
 
 #: upper bounds (seconds) of the batch-duration histogram, as Prometheus buckets

@@ -1,0 +1,1 @@
+"""What operators see: counters, health, alerts, Prometheus, the monitoring routes and dashboard."""

@@ -1,0 +1,1 @@
+"""The database side: the table, COPY, partitions, retention, searching and migrations."""
