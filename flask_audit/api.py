@@ -14,23 +14,19 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from flask_audit.errors import AuditError, AuditValidationError
-from flask_audit.storage.query import decode_cursor, page, parse_filters, parse_limit, to_dict
+from flask_audit.storage.query import (
+    EQUALITY_FILTERS,
+    decode_cursor,
+    page,
+    parse_filters,
+    parse_limit,
+    to_dict,
+)
 
 logger = logging.getLogger(__name__)
 
-#: the query-string keys the list route understands
-KNOWN_ARGS = {
-    "user_id",
-    "event_type",
-    "event_category",
-    "resource_type",
-    "resource_id",
-    "request_id",
-    "since",
-    "until",
-    "limit",
-    "cursor",
-}
+#: the query-string keys the list route understands: the declared filters, then the others
+KNOWN_ARGS = {*EQUALITY_FILTERS, "since", "until", "limit", "cursor"}
 
 
 def bearer_matches(expected: str | None) -> bool:

@@ -271,3 +271,34 @@ def test_the_successor_of_an_id_carries_into_the_timestamp_when_its_random_bits_
     assert following.int >> 80 == millis + 1
     low = millis << 80 | 0x7 << 76 | 0x2 << 62 | 5
     assert _successor(low) == low + 1
+
+
+def test_log_and_critical_take_a_keyword_per_declared_client_field():
+    """The public signatures are written out for type checkers; they must follow the declaration."""
+    import inspect
+
+    from flask_audit import FlaskAudit
+    from flask_audit.events import schema
+
+    client = {f.name for f in schema.FIELDS if f.source == schema.CLIENT}
+    code = {f.name for f in schema.FIELDS if f.source == schema.CODE} - {"event_type"}
+    log = set(inspect.signature(FlaskAudit.log).parameters) - {"self", "event_type"}
+    critical = set(inspect.signature(FlaskAudit.critical).parameters) - {"self", "event_type"}
+    assert log == client | code
+    assert critical == client
+
+
+def test_the_model_the_ddl_and_the_copy_columns_follow_the_declaration():
+    from flask_audit.events import schema
+    from flask_audit.storage import pgcopy
+    from flask_audit.storage.partitions import partitioned_schema
+    from flask_audit.storage.query import to_dict
+    from flask_audit.storage.store import AuditLog
+
+    assert AuditLog._meta.sorted_field_names == ["id", *schema.NAMES]
+    ddl = partitioned_schema()
+    assert all(f.column_sql(postgres=True) in ddl for f in schema.FIELDS)
+    assert pgcopy.TABS == len(schema.NAMES) - 1
+    event = build_event("x", user_id="u", metadata={"a": 1})
+    row = AuditLog(id=1, **event.to_row())
+    assert list(to_dict(row)) == ["id", *schema.NAMES]

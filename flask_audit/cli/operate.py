@@ -17,7 +17,7 @@ from flask_audit.errors import AuditValidationError
 from flask_audit.events.event import FIELDS
 from flask_audit.queue.failed import FailedList
 from flask_audit.runtime import AuditRuntime
-from flask_audit.storage.query import EQUALITY_FILTERS, parse_filters, stream, to_dict
+from flask_audit.storage.query import EQUALITY_FILTERS, count, parse_filters, stream, to_dict
 from flask_audit.storage.retention import expire
 
 #: columns of the CSV export, in order: the row id, then the event's fields
@@ -115,6 +115,15 @@ def purge(days: int | None, dry_run: bool, yes: bool) -> None:
     click.echo(f"deleted {result.rows_deleted} row(s)")
 
 
+def _filter_options(command: Any) -> Any:
+    """One ``--<field>`` option per declared equality filter, as the query API has them."""
+    for name in reversed(EQUALITY_FILTERS):
+        command = click.option(f"--{name.replace('_', '-')}", name, help=f"Rows whose {name} is this.")(
+            command
+        )
+    return command
+
+
 @click.command("export")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--since", help="ISO 8601; rows created at or after it.")
@@ -122,12 +131,7 @@ def purge(days: int | None, dry_run: bool, yes: bool) -> None:
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout)."
 )
-@click.option("--user-id")
-@click.option("--event-type")
-@click.option("--event-category")
-@click.option("--resource-type")
-@click.option("--resource-id")
-@click.option("--request-id")
+@_filter_options
 @with_appcontext
 def export(fmt: str, since: str | None, until: str | None, output: str | None, **equal: str | None) -> None:
     """Stream rows in created_at order, in constant memory, as JSON lines or CSV."""
@@ -140,7 +144,7 @@ def export(fmt: str, since: str | None, until: str | None, output: str | None, *
     store = _runtime().store
     out: IO[str] = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
     try:
-        total = store.count_matching(filters) if output else None
+        total = count(store, filters) if output else None
         with click.progressbar(
             length=total or 0, label="exporting", file=sys.stderr if output else _Null()
         ) as bar:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field, make_dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
 from flask_audit.errors import AuditValidationError
+from flask_audit.events import schema
 from flask_audit.events.ids import new_event_id
 from flask_audit.events.sanitize import (
     REDACTED,
@@ -25,87 +27,37 @@ __all__ = ["REDACTED", "SANITIZED_KEY", "AuditEvent", "build_event", "decode_ent
 
 #: the categories of the original design, in rising severity
 CATEGORIES = ("info", "warning", "critical")
-#: version of the queue entry format; a worker refuses entries of a newer major version
+#: version of the queue entry format; a worker refuses entries of a newer version
 ENTRY_VERSION = 1
-#: characters, per field; event_type is refused when longer, every other field is cut
-MAX_LENGTHS = {
-    "event_type": 100,
-    "resource_type": 100,
-    "resource_id": 255,
-    "user_id": 255,
-    "description": 2000,
-    "user_agent": 512,
-    "request_id": 128,
-    "ip_address": 45,
-}
 EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]+")
-FIELDS = (
-    "event_id",
-    "created_at",
-    "event_type",
-    "event_category",
-    "user_id",
-    "resource_type",
-    "resource_id",
-    "description",
-    "metadata",
-    "ip_address",
-    "user_agent",
-    "request_id",
-)
+#: the event's fields in column order, from the declaration
+FIELDS = schema.NAMES
+#: characters, per field; event_type is refused when longer, every other field is cut
+MAX_LENGTHS = schema.MAX_LENGTHS
+#: text fields a queue entry may leave out or set to null
+OPTIONAL_TEXT = schema.OPTIONAL_TEXT
+#: what an entry of an older release gets for a field it lacks
+ENTRY_DEFAULTS = {f.name: f.default for f in schema.FIELDS if f.default is not None}
 
 
-#: fields a queue entry may carry besides "v", and the string fields among them
-OPTIONAL_TEXT = (
-    "user_id",
-    "resource_type",
-    "resource_id",
-    "description",
-    "ip_address",
-    "user_agent",
-    "request_id",
-)
+def _event_fields() -> list[tuple[str, Any, Any]]:
+    fields: list[tuple[str, Any, Any]] = []
+    for f in schema.FIELDS:
+        if f.nullable or f.default is not None:
+            fields.append((f.name, Any, field(default=f.default)))
+        else:
+            fields.append((f.name, Any))  # type: ignore[arg-type]
+    fields.append(("entry", bytes | None, field(default=None, repr=False, compare=False)))
+    return fields
 
 
-@dataclass(slots=True)
-class AuditEvent:
-    """One validated audit event, as stored in ``audit_logs``.
+_row_values = operator.attrgetter(*FIELDS)
 
-    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, which made
-    building one the largest cost of decoding a batch. Treat instances as read-only.
-    """
 
-    event_id: str
-    created_at: datetime
-    event_type: str
-    event_category: str = "info"
-    user_id: str | None = None
-    resource_type: str | None = None
-    resource_id: str | None = None
-    description: str | None = None
-    metadata: dict[str, Any] | None = None
-    ip_address: str | None = None
-    user_agent: str | None = None
-    request_id: str | None = None
-    #: the queue entry, serialised once when the event was built
-    entry: bytes | None = field(default=None, repr=False, compare=False)
-
+class _EventMethods:
     def to_row(self) -> dict[str, Any]:
         """The column values for the database."""
-        return {
-            "event_id": self.event_id,
-            "created_at": self.created_at,
-            "event_type": self.event_type,
-            "event_category": self.event_category,
-            "user_id": self.user_id,
-            "resource_type": self.resource_type,
-            "resource_id": self.resource_id,
-            "description": self.description,
-            "metadata": self.metadata,
-            "ip_address": self.ip_address,
-            "user_agent": self.user_agent,
-            "request_id": self.request_id,
-        }
+        return dict(zip(FIELDS, _row_values(self), strict=True))
 
     def to_entry(self) -> bytes:
         """The versioned JSON object pushed onto the queue, as made when the event was built."""
@@ -119,6 +71,20 @@ class AuditEvent:
         row = decode_entry(raw)
         row["created_at"] = datetime.fromisoformat(row["created_at"])
         return cls(**row)
+
+
+#: One validated audit event, as stored in ``audit_logs``: a dataclass with a field per
+#: declared column (see ``flask_audit.events.schema``) and ``entry``, the queue entry serialised
+#: once when the event was built. Not frozen: a frozen dataclass sets each field through
+#: ``object.__setattr__``, which made building one the largest cost of decoding a batch. Treat
+#: instances as read-only.
+AuditEvent = make_dataclass(
+    "AuditEvent",
+    _event_fields(),
+    bases=(_EventMethods,),
+    slots=True,
+)
+AuditEvent.__module__ = __name__
 
 
 def decode_entry(raw: bytes | str) -> dict[str, Any]:
@@ -152,15 +118,18 @@ def decode_entry(raw: bytes | str) -> dict[str, Any]:
     event_type = data.get("event_type")
     if type(event_type) is not str or not event_type or "\x00" in event_type:
         raise AuditValidationError("event_type", "is required: a non-empty string without NUL characters")
-    if data.setdefault("event_category", "info") not in CATEGORIES:
+    for name, default in ENTRY_DEFAULTS.items():
+        data.setdefault(name, default)
+    if data["event_category"] not in CATEGORIES:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
-    for name in OPTIONAL_TEXT:
-        value = data.get(name)
+    get = data.get
+    for name, limit in _TEXT_LIMITS:
+        value = get(name)
         if value is not None:
             if type(value) is not str or "\x00" in value:
                 raise AuditValidationError(name, "must be a string without NUL characters")
-            if len(value) > MAX_LENGTHS[name]:  # an entry of an older producer: cut, as it now would
-                data[name] = value[: MAX_LENGTHS[name]]
+            if len(value) > limit:  # an entry of an older producer: cut, as it now would
+                data[name] = value[:limit]
     address = data.get("ip_address")
     if address is not None and (len(address) > 39 or "%" in address):
         data["ip_address"] = normal_ip(address)  # older producers kept IPv6 zone ids
@@ -171,6 +140,7 @@ def decode_entry(raw: bytes | str) -> dict[str, Any]:
 
 
 FIELD_SET = frozenset(FIELDS)
+_TEXT_LIMITS = tuple((name, MAX_LENGTHS[name]) for name in OPTIONAL_TEXT)
 
 
 def _clean_metadata(value: Any, redact_keys: tuple[str, ...], altered: list[str]) -> dict[str, Any] | None:
@@ -211,24 +181,22 @@ def build_event(
     event_id: str | None = None,
     created_at: datetime | None = None,
     event_category: Any = "info",
-    user_id: Any = None,
-    resource_type: Any = None,
-    resource_id: Any = None,
-    description: Any = None,
     metadata: Any = None,
-    ip_address: Any = None,
-    user_agent: Any = None,
-    request_id: Any = None,
     max_metadata_bytes: int = 16384,
     redact_keys: tuple[str, ...] = (),
+    **fields: Any,
 ) -> AuditEvent:
     """Validate what the code chose, repair what a client may have sent, stamp the event and
     serialise it once, so that nothing downstream can fail on its content.
 
-    Raises ``AuditValidationError`` only for the application's own mistakes: a bad event_type or
+    ``fields`` are the declared client fields (``flask_audit.events.schema``). Raises
+    ``AuditValidationError`` only for the application's own mistakes: a bad event_type or
     category, a field of the wrong type, metadata that is not a Mapping or holds objects JSON
-    cannot represent.
+    cannot represent; ``TypeError`` for a keyword that is not a field.
     """
+    if not fields.keys() <= _CLIENT_NAMES:
+        unknown = sorted(fields.keys() - _CLIENT_NAMES)[0]
+        raise TypeError(f"build_event() got an unexpected keyword argument {unknown!r}")
     check_event_type(event_type)
     if event_category not in CATEGORIES:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
@@ -237,13 +205,13 @@ def build_event(
     elif not isinstance(created_at, datetime) or created_at.tzinfo is None:
         raise AuditValidationError("created_at", "must be a timezone-aware datetime")
     altered: list[str] = []
-    user_id = client_text("user_id", user_id, MAX_LENGTHS["user_id"], altered)
-    resource_type = client_text("resource_type", resource_type, MAX_LENGTHS["resource_type"], altered)
-    resource_id = client_text("resource_id", resource_id, MAX_LENGTHS["resource_id"], altered)
-    description = client_text("description", description, MAX_LENGTHS["description"], altered, multiline=True)
-    ip_address = client_ip(ip_address, altered)
-    user_agent = client_text("user_agent", user_agent, MAX_LENGTHS["user_agent"], altered)
-    request_id = client_text("request_id", request_id, MAX_LENGTHS["request_id"], altered)
+    values: dict[str, Any] = {}
+    get = fields.get
+    for f in schema.CLIENT_TEXT:
+        if f.type == "ip":
+            values[f.name] = client_ip(get(f.name), altered)
+        else:
+            values[f.name] = client_text(f.name, get(f.name), f.max_length, altered, multiline=f.multiline)
     cleaned = _clean_metadata(metadata, redact_keys, altered)
     metadata, metadata_json = _encode_metadata(cleaned, altered, max_metadata_bytes)
     event = AuditEvent(
@@ -251,17 +219,15 @@ def build_event(
         created_at=created_at.astimezone(timezone.utc),
         event_type=event_type,
         event_category=event_category,
-        user_id=user_id,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        description=description,
         metadata=metadata,
-        ip_address=ip_address,
-        user_agent=user_agent,
-        request_id=request_id,
+        **values,
     )
     event.entry = _entry(event, metadata_json)
     return event
+
+
+#: the keywords ``build_event`` takes for the declared client fields
+_CLIENT_NAMES = frozenset(f.name for f in schema.CLIENT_TEXT)
 
 
 def check_event_type(event_type: Any) -> None:

@@ -19,6 +19,7 @@ from flask_audit.pipeline.batching import batch_size_for, drains_to_send
 from flask_audit.pipeline.tasks import AuditActors, pending_drains
 from flask_audit.queue.redis_queue import lua_script
 from flask_audit.runtime import AuditRuntime
+from flask_audit.storage.partitions import ensure_partitions
 from flask_audit.storage.retention import expire
 
 logger = logging.getLogger(__name__)
@@ -118,8 +119,6 @@ class Clock:
             ", ".join(result.partitions_dropped) or "none",
         )
         if store.partitioned:
-            from flask_audit.storage.partitions import ensure_partitions
-
             ensure_partitions(store)
         return result.rows_deleted
 

@@ -9,36 +9,35 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from flask_audit.storage.store import TABLE_NAME, AuditStore
+from flask_audit.events import schema
+from flask_audit.storage.ddl import TABLE_NAME
+
+if TYPE_CHECKING:  # the store calls into this module, never the other way round at run time
+    from flask_audit.storage.store import AuditStore
 
 #: months created ahead of the current one by the clock and by init-db
 MONTHS_AHEAD = 2
 DEFAULT_PARTITION = f"{TABLE_NAME}_default"
 PARTITION_NAME = re.compile(rf"^{TABLE_NAME}_p(\d{{4}})(\d{{2}})$")
 
-SCHEMA = f"""
+
+def partitioned_schema() -> str:
+    """The partitioned table's DDL, from the field declaration; safe to run again."""
+    columns = ",\n    ".join(f.column_sql(postgres=True) for f in schema.FIELDS)
+    indexes = "\n".join(
+        f"CREATE INDEX IF NOT EXISTS {TABLE_NAME}_{suffix} ON {TABLE_NAME} ({', '.join(cols)});"
+        for suffix, cols in schema.INDEXES
+    )
+    return f"""
 CREATE TABLE IF NOT EXISTS {TABLE_NAME} (
     id BIGSERIAL NOT NULL,
-    event_id UUID NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL,
-    event_type VARCHAR(100) NOT NULL,
-    event_category VARCHAR(16) NOT NULL,
-    user_id VARCHAR(255),
-    resource_type VARCHAR(100),
-    resource_id VARCHAR(255),
-    description TEXT,
-    metadata JSONB,
-    ip_address VARCHAR(45),
-    user_agent VARCHAR(512),
-    request_id VARCHAR(128),
+    {columns},
     PRIMARY KEY (id, created_at),
     UNIQUE (event_id, created_at)
 ) PARTITION BY RANGE (created_at);
-CREATE INDEX IF NOT EXISTS {TABLE_NAME}_user_id_created_at ON {TABLE_NAME} (user_id, created_at);
-CREATE INDEX IF NOT EXISTS {TABLE_NAME}_event_type_created_at ON {TABLE_NAME} (event_type, created_at);
-CREATE INDEX IF NOT EXISTS {TABLE_NAME}_resource ON {TABLE_NAME} (resource_type, resource_id);
-CREATE INDEX IF NOT EXISTS {TABLE_NAME}_created_at ON {TABLE_NAME} (created_at);
+{indexes}
 CREATE TABLE IF NOT EXISTS {DEFAULT_PARTITION} PARTITION OF {TABLE_NAME} DEFAULT;
 """
 
@@ -72,7 +71,7 @@ def create_partitioned_schema(store: AuditStore, now: datetime | None = None) ->
             " over (INSERT INTO audit_logs SELECT * FROM the old table), or unset AUDIT_PARTITIONING."
         )
     with store.database.atomic():
-        store.database.execute_sql(SCHEMA)
+        store.database.execute_sql(partitioned_schema())
     ensure_partitions(store, now)
 
 

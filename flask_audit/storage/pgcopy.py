@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import peewee
 
+from flask_audit.events import schema
 from flask_audit.events.event import FIELDS
 
 #: SQLSTATE of a unique violation
@@ -24,27 +25,40 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 TABS = len(FIELDS) - 1
 
 
+def _timestamp(value: Any) -> str:
+    return value if type(value) is str else value.isoformat()
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _compile_cells() -> Any:
+    """A function from a row's ``get`` to its cells, one per declared field, compiled once from
+    the declaration (as namedtuple and dataclasses do): a loop over the fields per row made the
+    COPY text a fifth slower."""
+    exprs = []
+    for f in schema.FIELDS:
+        expr = f"get({f.name!r}, {f.default!r})"
+        if f.type == "timestamp":
+            expr = f"_timestamp({expr})"
+        elif f.type == "json":
+            expr = f"_json({expr})"
+        exprs.append(expr)
+    source = f"lambda get: ({', '.join(exprs)},)"
+    return eval(source, {"_timestamp": _timestamp, "_json": _json})
+
+
+_cells = _compile_cells()
+
+
 def copy_text(rows: Sequence[Mapping[str, Any]]) -> io.StringIO:
-    """Rows (column -> value, ``created_at`` a datetime or ISO text) in COPY's text format."""
+    """Rows (column -> value, ``created_at`` a datetime or ISO text) in COPY's text format, one
+    cell per declared field."""
     lines = []
+    cells_of = _cells
     for row in rows:
-        get = row.get
-        created_at = row["created_at"]
-        metadata = get("metadata")
-        cells = (
-            row["event_id"],
-            created_at if type(created_at) is str else created_at.isoformat(),
-            row["event_type"],
-            get("event_category") or "info",
-            get("user_id"),
-            get("resource_type"),
-            get("resource_id"),
-            get("description"),
-            None if metadata is None else orjson.dumps(metadata).decode(),
-            get("ip_address"),
-            get("user_agent"),
-            get("request_id"),
-        )
+        cells = cells_of(row.get)
         # NULL is first written as NUL, which no value holds (validation refuses it), so that the
         # rare line needing escapes (a tab, newline or backslash in a value) is found in one look.
         line = "\t".join(["\x00" if c is None else c for c in cells])

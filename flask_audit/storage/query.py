@@ -13,11 +13,12 @@ import orjson
 import peewee
 
 from flask_audit.errors import AuditValidationError
+from flask_audit.events import schema
 from flask_audit.events.event import CATEGORIES
 from flask_audit.storage.store import AuditLog, AuditStore
 
-#: filters matched by equality, and their column
-EQUALITY_FILTERS = ("user_id", "event_type", "event_category", "resource_type", "resource_id", "request_id")
+#: filters matched by equality, each the column of the same name (from the field declaration)
+EQUALITY_FILTERS = schema.FILTERS
 #: rows per page when the caller does not say, and the most it may ask for
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -101,6 +102,17 @@ def _where(model: type[AuditLog], filters: Filters) -> list[peewee.Expression]:
     return clauses
 
 
+def count(store: AuditStore, filters: Filters) -> int:
+    """How many rows match ``filters`` (the export's progress bar)."""
+    model = store.model
+    query = model.select()
+    clauses = _where(model, filters)
+    if clauses:
+        query = query.where(*clauses)
+    with store._translate():
+        return query.count()
+
+
 def page(
     store: AuditStore, filters: Filters, limit: int, cursor: str | None
 ) -> tuple[list[AuditLog], str | None]:
@@ -157,19 +169,10 @@ def _server_side(store: AuditStore, sql: str, params: Any, chunk: int) -> Iterat
 
 
 def to_dict(row: AuditLog) -> dict[str, Any]:
-    """A row as the API and the JSONL export show it."""
-    return {
-        "id": row.id,
-        "event_id": str(row.event_id),
-        "created_at": row.created_at.isoformat(),
-        "event_type": row.event_type,
-        "event_category": row.event_category,
-        "user_id": row.user_id,
-        "resource_type": row.resource_type,
-        "resource_id": row.resource_id,
-        "description": row.description,
-        "metadata": row.metadata,
-        "ip_address": row.ip_address,
-        "user_agent": row.user_agent,
-        "request_id": row.request_id,
-    }
+    """A row as the API and the JSONL export show it: its id, then every declared field."""
+    data: dict[str, Any] = {"id": row.id}
+    for name in schema.NAMES:
+        data[name] = getattr(row, name)
+    data["event_id"] = str(data["event_id"])
+    data["created_at"] = data["created_at"].isoformat()
+    return data

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask_audit.storage.partitions import drop_partitions_before
 from flask_audit.storage.store import AuditStore
 
 
@@ -22,8 +23,6 @@ def expire(
     """Remove what is older than ``cutoff``. Partitioned: drop every month that ends by then (a
     month is kept until all of it has expired) and delete old rows of the default partition."""
     if store.partitioned:
-        from flask_audit.storage.partitions import drop_partitions_before
-
         dropped, rows = drop_partitions_before(store, cutoff)
         return PurgeResult(rows_deleted=rows, partitions_dropped=dropped)
     return PurgeResult(rows_deleted=store.purge_before(cutoff, chunk=chunk, progress=progress))

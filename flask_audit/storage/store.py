@@ -15,15 +15,12 @@ import peewee
 from playhouse.db_url import connect
 
 from flask_audit.errors import AuditError, RejectedError, TransientStoreError
+from flask_audit.events import schema
 from flask_audit.events.event import AuditEvent
+from flask_audit.storage.ddl import CRITICAL_INDEX, CRITICAL_INDEX_COLUMNS, CRITICAL_INDEX_WHERE, TABLE_NAME
+from flask_audit.storage.partitions import create_partitioned_schema
 from flask_audit.storage.pgcopy import copy_insert
 
-TABLE_NAME = "audit_logs"
-#: the latest critical events without a scan: a partial index holding critical rows only
-CRITICAL_INDEX_SQL = (
-    f"CREATE INDEX IF NOT EXISTS {TABLE_NAME}_critical_created_at"
-    f" ON {TABLE_NAME} (created_at) WHERE event_category = 'critical'"
-)
 #: PostgreSQL SQLSTATEs that say "the database is not ready", not "this row is bad"
 TRANSIENT_PGCODES = {"42P01", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
 
@@ -69,34 +66,33 @@ FIELD_TYPES = {
 }
 
 
-class AuditLog(peewee.Model):
-    """One stored audit event. Bound per store (see ``AuditStore``), never to a global database."""
+def _peewee_field(f: schema.Field) -> peewee.Field:
+    """The Peewee field of a declared field (the DDL it makes is the 0.1.0 release's)."""
+    if f.type == "uuid":
+        return peewee.UUIDField(unique=f.name == "event_id", null=f.nullable)
+    if f.type == "timestamp":
+        return UTCDateTimeField(null=f.nullable)
+    if f.type == "json":
+        return JSONField(null=f.nullable)
+    if f.unbounded_column or f.max_length is None:
+        return peewee.TextField(null=f.nullable)
+    return peewee.CharField(max_length=f.max_length, null=f.nullable)
 
-    id = peewee.BigAutoField()
-    event_id = peewee.UUIDField(unique=True)
-    created_at = UTCDateTimeField()
-    event_type = peewee.CharField(max_length=100)
-    event_category = peewee.CharField(max_length=16)
-    user_id = peewee.CharField(max_length=255, null=True)
-    resource_type = peewee.CharField(max_length=100, null=True)
-    resource_id = peewee.CharField(max_length=255, null=True)
-    description = peewee.TextField(null=True)
-    metadata = JSONField(null=True)
-    ip_address = peewee.CharField(max_length=45, null=True)
-    user_agent = peewee.CharField(max_length=512, null=True)
-    request_id = peewee.CharField(max_length=128, null=True)
 
-    class Meta:
-        table_name = TABLE_NAME
-        # The questions people ask: a user over time, an event type over time, a resource, and
-        # time ranges (retention, export, newest first). Every index costs the drain about a tenth
-        # of its speed, so request_id, a needle looked up with a time range, has none.
-        indexes = (
-            (("user_id", "created_at"), False),
-            (("event_type", "created_at"), False),
-            (("resource_type", "resource_id"), False),
-            (("created_at",), False),
-        )
+def _model() -> type[peewee.Model]:
+    # The questions people ask: a user over time, an event type over time, a resource, and time
+    # ranges (retention, export, newest first); see schema.INDEXES.
+    meta = type(
+        "Meta", (), {"table_name": TABLE_NAME, "indexes": tuple((cols, False) for _, cols in schema.INDEXES)}
+    )
+    attrs: dict[str, Any] = {"id": peewee.BigAutoField(), "Meta": meta, "__module__": __name__}
+    attrs.update({f.name: _peewee_field(f) for f in schema.FIELDS})
+    attrs["__doc__"] = "One stored audit event, a column per declared field. Bound per store."
+    return type("AuditLog", (peewee.Model,), attrs)
+
+
+#: One stored audit event. Bound per store (see ``AuditStore``), never to a global database.
+AuditLog = _model()
 
 
 def open_database(url: str) -> peewee.Database:
@@ -147,12 +143,13 @@ class AuditStore:
         """Create the table and its indexes (partitioned by month when asked); safe to run again."""
         with self._translate():
             if self.partitioned:
-                from flask_audit.storage.partitions import create_partitioned_schema
-
                 create_partitioned_schema(self)
             else:
                 self.database.create_tables([self.model], safe=True)
-            self.database.execute_sql(CRITICAL_INDEX_SQL)
+            self.database.execute_sql(
+                f"CREATE INDEX IF NOT EXISTS {CRITICAL_INDEX} ON {TABLE_NAME} {CRITICAL_INDEX_COLUMNS}"
+                f" WHERE {CRITICAL_INDEX_WHERE}"
+            )
 
     def insert(self, events: Sequence[AuditEvent]) -> int:
         """Insert ``events`` in one transaction, skipping event_ids already stored.
@@ -213,16 +210,6 @@ class AuditStore:
                 progress(n)
             if n < chunk:
                 return deleted
-
-    def count_matching(self, filters: Any) -> int:
-        from flask_audit.storage.query import _where
-
-        clauses = _where(self.model, filters)
-        query = self.model.select()
-        if clauses:
-            query = query.where(*clauses)
-        with self._translate():
-            return query.count()
 
     def ping(self) -> None:
         """Raise ``TransientStoreError`` unless the database answers."""
