@@ -298,7 +298,7 @@ def test_the_model_the_ddl_and_the_copy_columns_follow_the_declaration():
     assert AuditLog._meta.sorted_field_names == ["id", *schema.NAMES]
     ddl = partitioned_schema()
     assert all(f.column_sql(postgres=True) in ddl for f in schema.FIELDS)
-    assert pgcopy.TABS == len(schema.NAMES) - 1
+    assert len(schema.NAMES) - 1 == pgcopy.TABS
     event = build_event("x", user_id="u", metadata={"a": 1})
     row = AuditLog(id=1, **event.to_row())
     assert list(to_dict(row)) == ["id", *schema.NAMES]
