@@ -129,7 +129,7 @@ def pg_url(pg_database: str) -> str:
     conn = psycopg2.connect(pg_database)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS audit_logs")
+        cur.execute("DROP TABLE IF EXISTS audit_logs, audit_schema_migrations CASCADE")
     conn.close()
     return pg_database
 

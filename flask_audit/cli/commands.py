@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 
 from flask_audit.cli.operate import register as register_operator_commands
 from flask_audit.runtime import AuditRuntime
+from flask_audit.storage import migrations
 
 
 def _runtime() -> AuditRuntime:
@@ -25,10 +26,32 @@ def audit_cli() -> None:
 @audit_cli.command("init-db")
 @with_appcontext
 def init_db() -> None:
-    """Create the audit_logs table and its indexes. Safe to run again."""
+    """Create the latest schema on an empty database, or migrate an existing one. Safe to rerun."""
     runtime = _runtime()
-    runtime.store.create_schema()
-    click.echo(f"audit_logs ready on {runtime.store.database.__class__.__name__}")
+    outcome, applied = migrations.migrate(runtime.store)
+    click.echo(f"audit_logs {outcome} on {runtime.store.database.__class__.__name__}")
+    for migration in applied if outcome == "migrated" else []:
+        click.echo(f"applied {migration.number:04d} {migration.name}")
+
+
+@audit_cli.command("migrate")
+@click.option("--status", "show_status", is_flag=True, help="List applied and pending migrations only.")
+@with_appcontext
+def migrate_command(show_status: bool) -> None:
+    """Apply pending schema migrations, each once (several processes may run this at once)."""
+    store = _runtime().store
+    if show_status:
+        current = migrations.status(store)
+        for migration in migrations.MIGRATIONS:
+            when = current.applied.get(migration.number)
+            state = f"applied {when}" if when else "pending"
+            click.echo(f"{migration.number:04d}  {state:<34} {migration.name}")
+        click.echo(f"{len(current.applied)} applied, {len(current.pending)} pending")
+        return
+    outcome, applied = migrations.migrate(store)
+    for migration in applied:
+        click.echo(f"applied {migration.number:04d} {migration.name}")
+    click.echo(f"audit_logs {outcome}: {len(applied)} migration(s) applied")
 
 
 @audit_cli.command("drain")

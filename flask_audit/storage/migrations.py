@@ -1,0 +1,191 @@
+"""Numbered schema migrations, each applied once and recorded in ``audit_schema_migrations``.
+
+``migrate`` creates the latest schema on an empty database and applies what is pending on an
+existing one, under a lock (PostgreSQL: an advisory lock; SQLite: a file lock beside the
+database), so several processes may run it at once. Migrations take no lock that stops the drain
+for long: columns are added nullable, and indexes are built ``CONCURRENTLY`` on PostgreSQL (per
+partition, then attached, on a partitioned table).
+
+To change the schema, declare the field in ``flask_audit/events/schema.py`` and append a
+``Migration`` here, for example ``Migration(3, "outcome", lambda store: add_column(store,
+schema.BY_NAME["outcome"]))``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from flask_audit.events import schema
+from flask_audit.storage.ddl import (
+    CRITICAL_INDEX,
+    CRITICAL_INDEX_COLUMNS,
+    CRITICAL_INDEX_WHERE,
+    MIGRATIONS_TABLE,
+    TABLE_NAME,
+)
+from flask_audit.storage.partitions import existing_partitions, is_partitioned
+from flask_audit.storage.store import AuditStore
+
+#: the key of the PostgreSQL advisory lock that serialises migrations
+ADVISORY_LOCK_KEY = 0x41554449  # "AUDI"
+#: seconds between two attempts at that lock
+LOCK_POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    apply: Callable[[AuditStore], None]
+
+
+def _baseline(store: AuditStore) -> None:
+    """audit_logs as release 0.1.0 created it: nothing to do on a table that exists."""
+
+
+def _critical_index(store: AuditStore) -> None:
+    create_index(store, CRITICAL_INDEX, CRITICAL_INDEX_COLUMNS, where=CRITICAL_INDEX_WHERE)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "audit_logs as release 0.1.0 created it", _baseline),
+    Migration(2, "partial index on critical rows (the dashboard's latest critical events)", _critical_index),
+)
+
+
+@dataclass(frozen=True)
+class Status:
+    applied: dict[int, str]  # number -> when
+    pending: list[Migration]
+
+
+def status(store: AuditStore) -> Status:
+    """Which migrations are applied (and when) and which are pending."""
+    with store._translate():
+        applied = _applied(store)
+    return Status(applied, [m for m in MIGRATIONS if m.number not in applied])
+
+
+def migrate(store: AuditStore) -> tuple[str, list[Migration]]:
+    """Bring the schema up to date; returns ("created" | "migrated" | "current", applied now)."""
+    with store._translate(), _lock(store):
+        _ensure_record_table(store)
+        if not store.database.table_exists(TABLE_NAME):
+            store.create_schema()
+            for migration in MIGRATIONS:
+                _record(store, migration)
+            return "created", list(MIGRATIONS)
+        applied = _applied(store)
+        done = []
+        for migration in MIGRATIONS:
+            if migration.number in applied:
+                continue
+            migration.apply(store)
+            _record(store, migration)
+            done.append(migration)
+        return ("migrated" if done else "current"), done
+
+
+# -- building blocks for migrations --------------------------------------------------------------
+
+
+def add_column(store: AuditStore, field: schema.Field) -> None:
+    """Add a declared field as a nullable column (a brief lock, no table rewrite)."""
+    if field.nullable is False:
+        raise ValueError(f"{field.name}: a column added to a table with rows must be nullable")
+    columns = [c.name for c in store.database.get_columns(TABLE_NAME)]
+    if field.name in columns:
+        return
+    store.database.execute_sql(f"ALTER TABLE {TABLE_NAME} ADD COLUMN {field.column_sql(store.is_postgres)}")
+
+
+def create_index(store: AuditStore, name: str, columns: str, where: str | None = None) -> None:
+    """Create an index without blocking writes: CONCURRENTLY on PostgreSQL (on a partitioned
+    table: on the parent ONLY, then concurrently on each partition, then attached)."""
+    predicate = f" WHERE {where}" if where else ""
+    if not store.is_postgres:
+        store.database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE_NAME} {columns}{predicate}")
+        return
+    if not is_partitioned(store):
+        _concurrently(store, name, TABLE_NAME, columns, predicate)
+        return
+    store.database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON ONLY {TABLE_NAME} {columns}{predicate}")
+    for partition in [*existing_partitions(store), f"{TABLE_NAME}_default"]:
+        child = f"{partition}_{name.removeprefix(TABLE_NAME + '_')}"[:63]
+        _concurrently(store, child, partition, columns, predicate)
+        attached = store.database.execute_sql(
+            "SELECT 1 FROM pg_inherits WHERE inhrelid = %s::regclass AND inhparent = %s::regclass",
+            (child, name),
+        ).fetchone()
+        if not attached:
+            store.database.execute_sql(f"ALTER INDEX {name} ATTACH PARTITION {child}")
+
+
+def _concurrently(store: AuditStore, name: str, table: str, columns: str, predicate: str) -> None:
+    """CREATE INDEX CONCURRENTLY, replacing an invalid index a failed earlier attempt left."""
+    row = store.database.execute_sql(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+        (name,),
+    ).fetchone()
+    if row is not None and row[0]:
+        return
+    if row is not None:
+        store.database.execute_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    store.database.execute_sql(f"CREATE INDEX CONCURRENTLY {name} ON {table} {columns}{predicate}")
+
+
+# -- the record ---------------------------------------------------------------------------------
+
+
+def _ensure_record_table(store: AuditStore) -> None:
+    store.database.execute_sql(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+        " number INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at VARCHAR(40) NOT NULL)"
+    )
+
+
+def _applied(store: AuditStore) -> dict[int, str]:
+    if not store.database.table_exists(MIGRATIONS_TABLE):
+        return {}
+    cursor = store.database.execute_sql(f"SELECT number, applied_at FROM {MIGRATIONS_TABLE} ORDER BY number")
+    return {int(number): applied_at for number, applied_at in cursor.fetchall()}
+
+
+def _record(store: AuditStore, migration: Migration) -> None:
+    placeholder = store.database.param
+    store.database.execute_sql(
+        f"INSERT INTO {MIGRATIONS_TABLE} (number, name, applied_at) VALUES"
+        f" ({placeholder}, {placeholder}, {placeholder})",
+        (migration.number, migration.name, datetime.now(timezone.utc).isoformat(timespec="seconds")),
+    )
+
+
+@contextmanager
+def _lock(store: AuditStore) -> Iterator[None]:
+    """One migrating process at a time, whatever machine it runs on (PostgreSQL) or beside the
+    database file (SQLite)."""
+    if store.is_postgres:
+        # Polled, not waited on: a backend blocked in pg_advisory_lock holds a snapshot, and the
+        # lock holder's CREATE INDEX CONCURRENTLY would wait for it: a deadlock.
+        while not store.database.execute_sql(
+            "SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)
+        ).fetchone()[0]:
+            time.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            store.database.execute_sql("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+        return
+    path = store.url.removeprefix("sqlite:///")
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(os.path.abspath(path) + ".migrate.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

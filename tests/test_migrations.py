@@ -1,0 +1,142 @@
+"""Schema migrations on a database that release 0.1.0 created and filled (its DDL is kept under
+tests/fixtures/release_0_1_0): PostgreSQL plain and partitioned, and SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import uuid
+from pathlib import Path
+
+import orjson
+import psycopg2
+import psycopg2.extras
+import pytest
+
+from flask_audit.events.event import AuditEvent
+from flask_audit.storage import migrations
+from flask_audit.storage.ddl import CRITICAL_INDEX
+from tests.processes import python
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "release_0_1_0"
+ENTRIES = [line for line in (FIXTURES / "entries.jsonl").read_bytes().splitlines() if line]
+
+
+def _sqlite_value(column: str, value: object) -> object:
+    """A value as release 0.1.0's Peewee model wrote it to SQLite (UUIDs as 32 hex digits)."""
+    if column == "event_id":
+        return uuid.UUID(str(value)).hex
+    if column == "created_at":
+        return value.isoformat(sep=" ", timespec="microseconds")
+    if column == "metadata":
+        return orjson.dumps(value).decode()
+    return value
+
+
+def load_release_0_1_0(url: str, kind: str) -> None:
+    """Create audit_logs with the 0.1.0 DDL and put that release's events in it."""
+    rows = [AuditEvent.from_entry(raw).to_row() for raw in ENTRIES]
+    columns = list(rows[0])
+    if kind == "sqlite":
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        conn.executescript((FIXTURES / "sqlite.sql").read_text())
+        conn.executemany(
+            f"INSERT INTO audit_logs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [[_sqlite_value(c, r[c]) for c in columns] for r in rows],
+        )
+        conn.commit()
+        conn.close()
+        return
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS audit_logs, audit_schema_migrations CASCADE")
+        cur.execute((FIXTURES / f"postgres_{kind}.sql").read_text())
+        for r in rows:
+            cur.execute(
+                f"INSERT INTO audit_logs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+                [psycopg2.extras.Json(r[c]) if c == "metadata" else r[c] for c in columns],
+            )
+    conn.close()
+
+
+@pytest.fixture(params=["plain", "partitioned", "sqlite"])
+def old_database(request, pg_url, sqlite_url):
+    kind = request.param
+    url = sqlite_url if kind == "sqlite" else pg_url
+    load_release_0_1_0(url, kind)
+    return url, kind
+
+
+def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, old_database):
+    url, kind = old_database
+    app, audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL=url,
+        AUDIT_PARTITIONING="monthly" if kind == "partitioned" else None,
+        create_schema=False,
+    )
+    runner = app.test_cli_runner()
+    before = runner.invoke(args=["audit", "migrate", "--status"]).output
+    assert "0 applied, 2 pending" in before and "0002  pending" in before
+    result = runner.invoke(args=["audit", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert "applied 0001" in result.output and "applied 0002" in result.output
+    after = runner.invoke(args=["audit", "migrate", "--status"]).output
+    assert "2 applied, 0 pending" in after
+    assert "0 migration(s) applied" in runner.invoke(args=["audit", "migrate"]).output  # each once
+    store = audit.runtime(app).store
+    assert sorted(store.event_ids()) == sorted(AuditEvent.from_entry(raw).event_id for raw in ENTRIES)
+    assert len(store.recent_critical(10)) == 4
+    if kind != "sqlite":
+        valid = store.database.execute_sql(
+            "SELECT bool_and(i.indisvalid), count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname LIKE %s",
+            (f"%{CRITICAL_INDEX.removeprefix('audit_logs_')}%",),
+        ).fetchone()
+        assert valid[0] is True and valid[1] >= (1 if kind == "plain" else 5)  # parent + each partition
+    else:
+        names = [
+            r[0] for r in store.database.execute_sql("SELECT name FROM sqlite_master WHERE type='index'")
+        ]
+        assert CRITICAL_INDEX in names
+
+
+def test_init_db_migrates_an_existing_database(make_app, fake_redis, old_database):
+    url, kind = old_database
+    app, audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL=url,
+        AUDIT_PARTITIONING="monthly" if kind == "partitioned" else None,
+        create_schema=False,
+    )
+    result = app.test_cli_runner().invoke(args=["audit", "init-db"])
+    assert result.exit_code == 0 and "audit_logs migrated" in result.output, result.output
+    assert migrations.status(audit.runtime(app).store).pending == []
+    assert audit.runtime(app).store.count() == len(ENTRIES)
+
+
+def test_several_processes_may_migrate_at_once(service_env, pg_url):
+    load_release_0_1_0(pg_url, "plain")
+    env = dict(service_env)
+    procs = [
+        subprocess.Popen(
+            python("-m", "flask", "audit", "migrate"),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out
+        outputs.append(out)
+    conn = psycopg2.connect(pg_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT number, count(*) FROM audit_schema_migrations GROUP BY number ORDER BY number")
+        assert cur.fetchall() == [(1, 1), (2, 1)]
+    conn.close()
+    assert sum("applied 0002" in out for out in outputs) == 1  # one did the work, the others waited
