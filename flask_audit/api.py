@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from flask_audit.errors import AuditError, AuditValidationError
+from flask_audit.runtime import current_runtime
 from flask_audit.storage.query import (
     EQUALITY_FILTERS,
     decode_cursor,
@@ -90,7 +91,7 @@ def get_log(event_id: str) -> Any:
 
 
 def _store():
-    return current_app.extensions["audit"].runtime().store
+    return current_runtime().store
 
 
 def api_blueprint() -> Blueprint:

@@ -11,10 +11,13 @@ import redis
 from flask import Flask, current_app, has_app_context
 
 from flask_audit import safety
+from flask_audit.api import api_blueprint
+from flask_audit.cli import audit_cli
 from flask_audit.config import load_config
 from flask_audit.errors import AuditValidationError
 from flask_audit.events.event import CATEGORIES, build_event, check_event_type
 from flask_audit.ingest.capture import echo_request_id, fill_from_request
+from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
 from flask_audit.runtime import AuditRuntime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,12 +75,7 @@ class FlaskAudit:
         self._runtimes[app] = AuditRuntime(config, redis_client=self._redis)
         self._only = self._runtimes[app] if len(self._runtimes) == 1 else None
         app.after_request(echo_request_id)
-        from flask_audit.cli import audit_cli
-
         app.cli.add_command(audit_cli)  # also an entry point; this makes app.test_cli_runner() see it
-        from flask_audit.api import api_blueprint
-        from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
-
         app.register_blueprint(monitoring_blueprint(), url_prefix=config.monitoring_prefix)
         app.register_blueprint(metrics_blueprint())
         app.register_blueprint(api_blueprint(), url_prefix=config.api_prefix)
@@ -131,10 +129,10 @@ class FlaskAudit:
         runtime = self.runtime()
         event = self._build(runtime, event_type, event_category, fields)
         try:
-            runtime.submit(event)
+            runtime.write_path.submit(event)
         except Exception as exc:  # the boundary of the request path: nothing gets past it
             safety.swallowed(exc, "audit.log")
-            runtime.spool_entries([event.to_entry()])
+            runtime.write_path.spool_entries([event.to_entry()])
         return event.event_id
 
     def critical(
@@ -168,7 +166,7 @@ class FlaskAudit:
         }
         runtime = self.runtime()
         event = self._build(runtime, event_type, "critical", fields)
-        runtime.write_critical(event)
+        runtime.write_path.write_critical(event)
         return event.event_id
 
     def audited(

@@ -229,7 +229,7 @@ def test_everything_down_spools_then_replays(make_app, fake_redis, swallowed_err
     runtime.__dict__["redis"] = runtime.__dict__["background_redis"] = fake_redis
     for name in ("queue", "background_queue", "metrics"):
         runtime.__dict__.pop(name, None)
-    assert runtime.replay_spool() == 3
+    assert runtime.write_path.replay_spool() == 3
     assert runtime.spool.pending() == 0
     assert [
         json.loads(e)["event_id"] for e in reversed(fake_redis.lrange(runtime.config.queue_key, 0, -1))

@@ -6,16 +6,14 @@ import logging
 
 import click
 import orjson
-from flask import current_app
 from flask.cli import with_appcontext
 
 from flask_audit.cli.operate import register as register_operator_commands
-from flask_audit.runtime import AuditRuntime
+from flask_audit.monitoring.health import assess, thresholds_of
+from flask_audit.pipeline.batching import batch_size_for
+from flask_audit.pipeline.drain import Drainer
+from flask_audit.runtime import current_runtime
 from flask_audit.storage import migrations
-
-
-def _runtime() -> AuditRuntime:
-    return current_app.extensions["audit"].runtime()
 
 
 @click.group("audit", help="Audit log operations (flask-audit).")
@@ -27,7 +25,7 @@ def audit_cli() -> None:
 @with_appcontext
 def init_db() -> None:
     """Create the latest schema on an empty database, or migrate an existing one. Safe to rerun."""
-    runtime = _runtime()
+    runtime = current_runtime()
     outcome, applied = migrations.migrate(runtime.store)
     click.echo(f"audit_logs {outcome} on {runtime.store.database.__class__.__name__}")
     for migration in applied if outcome == "migrated" else []:
@@ -39,7 +37,7 @@ def init_db() -> None:
 @with_appcontext
 def migrate_command(show_status: bool) -> None:
     """Apply pending schema migrations, each once (several processes may run this at once)."""
-    store = _runtime().store
+    store = current_runtime().store
     if show_status:
         current = migrations.status(store)
         for migration in migrations.MIGRATIONS:
@@ -64,10 +62,7 @@ def migrate_command(show_status: bool) -> None:
 @with_appcontext
 def drain(batch_size: int | None) -> None:
     """Drain the queue into the database now, until it is empty (cron jobs, scripts, tests)."""
-    from flask_audit.pipeline.batching import batch_size_for
-    from flask_audit.pipeline.drain import Drainer
-
-    runtime = _runtime()
+    runtime = current_runtime()
     queue = runtime.background_queue
     size = batch_size or batch_size_for(queue.depth(), runtime.config.batch_tiers)
     result = Drainer(queue, runtime.store).drain_all(size)
@@ -78,11 +73,13 @@ def drain(batch_size: int | None) -> None:
 @with_appcontext
 def scheduler() -> None:
     """Run the clock: sends drain messages sized by the queue depth, reaps stuck batches."""
+    # Imported here, not for a cycle but for the web process: only the clock needs APScheduler
+    # and Dramatiq's broker, and every app that registers this command group would load them.
     from flask_audit.pipeline.clock import run_clock
     from flask_audit.pipeline.tasks import setup
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    runtime = _runtime()
+    runtime = current_runtime()
     broker, actors = setup(runtime)
     run_clock(runtime, broker, actors)
 
@@ -92,9 +89,7 @@ def scheduler() -> None:
 @with_appcontext
 def status(as_json: bool) -> None:
     """Show queue depth, throughput, failures and health at a glance."""
-    from flask_audit.monitoring.health import assess, thresholds_of
-
-    runtime = _runtime()
+    runtime = current_runtime()
     snapshot = runtime.background_metrics.snapshot()
     assessment = assess(snapshot, thresholds_of(runtime.config))
     if as_json:
@@ -117,8 +112,8 @@ def status(as_json: bool) -> None:
 @with_appcontext
 def replay_spool() -> None:
     """Send events spooled on this host (while Redis and the database were down) to the queue."""
-    runtime = _runtime()
-    click.echo(f"replayed {runtime.replay_spool()} events from {runtime.spool.path}")
+    runtime = current_runtime()
+    click.echo(f"replayed {runtime.write_path.replay_spool()} events from {runtime.spool.path}")
 
 
 register_operator_commands(audit_cli)

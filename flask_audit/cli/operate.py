@@ -9,14 +9,13 @@ from typing import IO, Any
 
 import click
 import orjson
-from flask import current_app
 from flask.cli import with_appcontext
 
 from flask_audit.cli.escaping import csv_cell, for_terminal
 from flask_audit.errors import AuditValidationError
 from flask_audit.events.event import FIELDS
 from flask_audit.queue.failed import FailedList
-from flask_audit.runtime import AuditRuntime
+from flask_audit.runtime import current_runtime
 from flask_audit.storage.query import EQUALITY_FILTERS, count, parse_filters, stream, to_dict
 from flask_audit.storage.retention import expire
 
@@ -24,12 +23,8 @@ from flask_audit.storage.retention import expire
 CSV_COLUMNS = ("id", *FIELDS)
 
 
-def _runtime() -> AuditRuntime:
-    return current_app.extensions["audit"].runtime()
-
-
 def _failed() -> FailedList:
-    runtime = _runtime()
+    runtime = current_runtime()
     return FailedList(runtime.background_redis, runtime.config)
 
 
@@ -96,7 +91,7 @@ def failed_purge(yes: bool) -> None:
 @with_appcontext
 def purge(days: int | None, dry_run: bool, yes: bool) -> None:
     """Delete audit rows older than the retention, in chunks so the table stays usable."""
-    runtime = _runtime()
+    runtime = current_runtime()
     days = runtime.config.retention_days if days is None else days
     store = runtime.store
     cutoff = datetime.now(timezone.utc) - timedelta(days=days)
@@ -141,7 +136,7 @@ def export(fmt: str, since: str | None, until: str | None, output: str | None, *
         filters = parse_filters(args)
     except AuditValidationError as exc:
         raise click.BadParameter(exc.rule, param_hint=f"--{exc.field.replace('_', '-')}") from None
-    store = _runtime().store
+    store = current_runtime().store
     out: IO[str] = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
     try:
         total = count(store, filters) if output else None

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import redis
 
 from flask_audit.config import AuditConfig
-from flask_audit.queue.redis_queue import BUCKET_SECONDS, BUCKET_TTL, bucket_key
+from flask_audit.monitoring.buckets import BUCKET_SECONDS, BUCKET_TTL, bucket_key
 
 #: totals kept in the ``<prefix>metrics`` hash
 TOTALS = (

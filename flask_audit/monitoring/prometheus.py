@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from flask_audit.monitoring.buckets import DURATION_BUCKETS
 from flask_audit.monitoring.metrics import Snapshot
-from flask_audit.queue.redis_queue import DURATION_BUCKETS
 
 #: (metric name without _total, totals field, help)
 COUNTERS = (

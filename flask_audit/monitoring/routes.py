@@ -18,7 +18,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     jsonify,
     redirect,
     render_template,
@@ -30,7 +29,7 @@ from flask_audit.api import bearer_matches
 from flask_audit.errors import AuditError
 from flask_audit.monitoring.health import assess, thresholds_of
 from flask_audit.monitoring.prometheus import exposition
-from flask_audit.runtime import AuditRuntime
+from flask_audit.runtime import current_runtime
 from flask_audit.storage.query import to_dict
 
 logger = logging.getLogger(__name__)
@@ -39,10 +38,6 @@ logger = logging.getLogger(__name__)
 DASHBOARD_CRITICAL_EVENTS = 10
 #: the cookie a dashboard opened with ?token= carries from then on
 COOKIE_NAME = "flask_audit_dashboard"
-
-
-def _runtime() -> AuditRuntime:
-    return current_app.extensions["audit"].runtime()
 
 
 def _cookie_value(token: str) -> str:
@@ -60,7 +55,7 @@ def require_token() -> bool:
     """When AUDIT_MONITORING_TOKEN is set, demand it: a bearer header (constant-time compare) or
     the dashboard's cookie. Returns whether a token was set and shown, which is what lets a route
     serve event content; without a token, routes serve counters only."""
-    token = _runtime().config.monitoring_token
+    token = current_runtime().config.monitoring_token
     if token is None:
         return False
     if bearer_matches(token) or _cookie_matches(token):
@@ -71,7 +66,7 @@ def require_token() -> bool:
 def audit_metrics() -> Any:
     """GET audit-metrics: health, metrics and recommendations from the shared counters."""
     require_token()
-    runtime = _runtime()
+    runtime = current_runtime()
     try:
         snapshot = runtime.metrics.snapshot()
     except redis.RedisError as exc:
@@ -106,7 +101,7 @@ def health() -> Any:
     """GET health: 503 when Redis is unreachable; a stopped worker degrades but does not fail it,
     since events wait safely in the queue and the web process can go on serving. Never protected:
     load balancers call it."""
-    runtime = _runtime()
+    runtime = current_runtime()
     try:
         snapshot = runtime.metrics.snapshot()
     except redis.RedisError as exc:
@@ -122,7 +117,7 @@ def prometheus_metrics() -> Any:
     """GET /metrics: Prometheus text format, one Redis round trip."""
     require_token()
     try:
-        snapshot = _runtime().metrics.snapshot()
+        snapshot = current_runtime().metrics.snapshot()
     except redis.RedisError as exc:
         logger.warning("/metrics: Redis unreachable: %s", exc)
         abort(503)
@@ -132,7 +127,7 @@ def prometheus_metrics() -> Any:
 def dashboard() -> Any:
     """The dashboard page. ``?token=`` (a browser cannot send a header when it opens a page) is
     traded for an HttpOnly, SameSite=Strict cookie and taken out of the address at once."""
-    token = _runtime().config.monitoring_token
+    token = current_runtime().config.monitoring_token
     given = request.args.get("token")
     if given is not None:
         if token is None or not hmac.compare_digest(given.encode(), token.encode()):
@@ -144,7 +139,7 @@ def dashboard() -> Any:
             httponly=True,
             samesite="Strict",
             secure=request.is_secure,
-            path=_runtime().config.monitoring_prefix,
+            path=current_runtime().config.monitoring_prefix,
         )
         return response
     require_token()
@@ -155,7 +150,7 @@ def dashboard_data() -> Any:
     """Everything the dashboard draws, in one JSON document. The latest critical events are event
     content: they are listed only when AUDIT_MONITORING_TOKEN is set (and was shown)."""
     may_see_events = require_token()
-    runtime = _runtime()
+    runtime = current_runtime()
     try:
         snapshot = runtime.metrics.snapshot()
         series = runtime.metrics.series(60)

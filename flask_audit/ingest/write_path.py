@@ -1,0 +1,133 @@
+"""The write path of a web process: an event to Redis in one round trip, and the fallbacks when
+that cannot be (the overflow policy, write-through while the breaker is open, the spool as the
+last resort), plus ``audit.critical``'s synchronous path."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+import redis
+
+from flask_audit import safety
+from flask_audit.errors import AuditError, AuditWriteError
+from flask_audit.events.event import AuditEvent, decode_entry
+from flask_audit.ingest.counts import PendingCounts
+
+if TYPE_CHECKING:
+    from flask_audit.runtime import AuditRuntime
+
+
+class WritePath:
+    """One app's write path; its collaborators (clients, queue, store) come from the runtime,
+    created lazily there."""
+
+    def __init__(self, runtime: AuditRuntime) -> None:
+        self.runtime = runtime
+        self.counts = PendingCounts(lambda: runtime.metrics, runtime.breaker)
+        self._replay_lock = threading.Lock()
+
+    def submit(self, event: AuditEvent) -> str:
+        """Queue one event (or buffer it, in buffered mode), else write it through, else spool
+        it; never raises. Returns where it went: queued, buffered, dropped, stored, spooled or
+        lost (the disk refused too)."""
+        if self.runtime.config.buffered:
+            self.runtime.buffer.add(event.to_entry())
+            return "buffered"
+        return self.push_entries([event.to_entry()])
+
+    def push_entries(self, entries: list[bytes]) -> str:
+        """Queue ``entries`` in one round trip; what the cap refuses follows the overflow policy,
+        and when Redis is down they are written through or spooled. Never raises."""
+        if self.runtime.breaker.allow():
+            try:
+                accepted = self.runtime.queue.push(entries)
+            except redis.RedisError as exc:
+                self.runtime.breaker.record_failure()
+                safety.swallowed(exc, "redis push")
+            else:
+                if self.runtime.breaker.record_success():
+                    self._replay_spool_in_background()
+                if accepted == len(entries):
+                    self.counts.flush()
+                    return "queued"
+                if self.runtime.config.overflow_policy == "drop":
+                    return "dropped"
+                return self._write_through(entries[accepted:], counter="overflow")
+        return self._write_through(entries, counter="write_through")
+
+    def write_critical(self, event: AuditEvent) -> str:
+        """Store a critical event before returning: the database, else the priority list, else
+        the spool. Raises ``AuditWriteError`` only when all three fail."""
+        errors: list[str] = []
+        try:
+            self.runtime.store.insert([event])
+            self.counts.add("critical")
+            return "stored"
+        except AuditError as exc:
+            errors.append(f"database: {_one_line(exc)}")
+        entry = event.to_entry()
+        try:
+            self.runtime.queue.push_priority(entry)
+            self.counts.add("critical_fallback")
+            return "queued"
+        except redis.RedisError as exc:
+            self.runtime.breaker.record_failure()
+            errors.append(f"redis: {_one_line(exc)}")
+        try:
+            self.runtime.spool.append(entry)
+            self.counts.add("spooled")
+            return "spooled"
+        except OSError as exc:
+            errors.append(f"spool: {_one_line(exc)}")
+        raise AuditWriteError(f"critical event {event.event_id} not stored: " + "; ".join(errors))
+
+    def deliver(self, entries: list[bytes]) -> None:
+        """Queue spooled entries, writing through whatever the cap refuses; raises when neither
+        Redis nor the database takes them (the spool keeps them)."""
+        accepted = self.runtime.background_queue.push(entries)
+        rest = entries[accepted:]
+        if rest and self.runtime.config.overflow_policy == "direct":
+            self.runtime.store.write_batch([decode_entry(raw) for raw in rest])
+            self.counts.add("overflow", len(rest))
+
+    def replay_spool(self) -> int:
+        """Deliver whatever the spool holds; returns how many entries were delivered."""
+        with self._replay_lock:
+            return self.runtime.spool.replay(self.deliver)
+
+    def _replay_spool_in_background(self) -> None:
+        if os.path.exists(self.runtime.spool.path):
+            threading.Thread(target=self._replay_quietly, name="audit-spool-replay", daemon=True).start()
+
+    def _replay_quietly(self) -> None:
+        try:
+            self.replay_spool()
+        except Exception as exc:  # the spool keeps what was not delivered
+            safety.swallowed(exc, "spool replay")
+
+    def _write_through(self, entries: list[bytes], counter: str) -> str:
+        try:
+            self.runtime.store.write_batch([decode_entry(raw) for raw in entries])
+        except AuditError as exc:
+            safety.swallowed(exc, "database write-through")
+            return self.spool_entries(entries)
+        self.counts.add(counter, len(entries))
+        return "stored"
+
+    def spool_entries(self, entries: list[bytes]) -> str:
+        """The last resort: the local spool file; logged at ERROR with the events if even that fails."""
+        try:
+            for entry in entries:
+                self.runtime.spool.append(entry)
+        except OSError as exc:
+            safety.swallowed(exc, "spool append")
+            safety.logger.error("flask_audit: event lost, no store would take it: %r", entries)
+            return "lost"
+        self.counts.add("spooled", len(entries))
+        return "spooled"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
