@@ -1,15 +1,23 @@
 """What building an event costs: validation, repair, redaction and serialisation once, side by
 side with a baseline of serialising the same fields with no checks at all (same run).
 
-``python bench/event_build.py [--n 20000]``; prints a table in microseconds per event.
+``python bench/event_build.py [--n 20000] [--against REV]``; prints a table in microseconds per
+event. ``--against REV`` (a git revision, e.g. the last release) also builds the same events with
+that revision's package, loaded beside this one in the same process, and alternates the two
+round by round, so that a noisy machine affects both alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
 import json
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,9 +50,42 @@ def per_event_us(fn, kwargs_list) -> float:
     return statistics.median(runs)
 
 
+def load_revision(rev: str):
+    """The ``build_event`` of revision ``rev``: its package extracted under another name (its
+    imports are relative, so it loads beside this one)."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "archive", rev, "flask_audit"], cwd=root, capture_output=True, check=True, timeout=60
+    ).stdout
+    target = Path(tempfile.mkdtemp(prefix="audit-rev-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    (target / "flask_audit").rename(target / "flask_audit_then")
+    sys.path.insert(0, str(target))
+    for module in ("flask_audit_then.events.event", "flask_audit_then.event"):
+        try:
+            return importlib.import_module(module).build_event
+        except ModuleNotFoundError:
+            continue
+    raise SystemExit(f"no build_event in {rev}")
+
+
+def paired(fns: dict, kwargs_list: list[dict], rounds: int = 30) -> dict[str, float]:
+    """Median µs per event of each function, the functions alternating round by round."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter_ns()
+            for kwargs in kwargs_list:
+                fn(kwargs)
+            samples[name].append((time.perf_counter_ns() - start) / len(kwargs_list) / 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--against", help="a git revision to compare with, in the same process")
     args = parser.parse_args()
     plain = [realistic_kwargs(i) for i in range(args.n)]
     hostile = [{**k, **HOSTILE} for k in plain[: args.n // 4]]
@@ -65,6 +106,25 @@ def main() -> None:
     print("|---|---:|---:|")
     for name, value in rows:
         print(f"| {name} | {value:.1f} | {value / rows[0][1]:.1f}x |")
+    if args.against:
+        then = load_revision(args.against)
+        then_keys = ("password", "passwd", "secret", "token", "api_key", "authorization", "cookie")
+        sample = plain[:2000]
+        result = paired(
+            {
+                f"{args.against}: build_event + to_entry": lambda k: then(
+                    **k, redact_keys=then_keys
+                ).to_entry(),
+                f"{args.against}: build_event only": lambda k: then(**k, redact_keys=then_keys),
+                "this tree: build_event (entry included)": ours,
+            },
+            sample,
+        )
+        print(f"\nagainst {args.against}, alternating, median of 30 rounds of {len(sample):,} events\n")
+        print("| measure | µs per event |")
+        print("|---|---:|")
+        for name, value in result.items():
+            print(f"| {name} | {value:.1f} |")
     json.dump({name: value for name, value in rows}, sys.stderr)
     print(file=sys.stderr)
 
