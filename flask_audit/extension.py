@@ -15,12 +15,22 @@ from flask_audit.api import api_blueprint
 from flask_audit.cli import audit_cli
 from flask_audit.config import load_config
 from flask_audit.errors import AuditValidationError
+from flask_audit.events import schema
 from flask_audit.events.event import CATEGORIES, build_event, check_event_type
 from flask_audit.ingest.capture import echo_request_id, fill_from_request
 from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
 from flask_audit.runtime import AuditRuntime
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: the keywords of ``log`` and ``critical`` that are declared client fields (and metadata)
+CLIENT_FIELDS = tuple(f.name for f in schema.FIELDS if f.source == schema.CLIENT)
+
+
+def _client_fields(scope: dict[str, Any]) -> dict[str, Any]:
+    """The declared client fields among a call's arguments (``log``'s and ``critical``'s)."""
+    return {name: scope[name] for name in CLIENT_FIELDS}
+
+
 #: the keywords of ``log`` besides event_type; ``audited`` passes these on
 LOG_KEYWORDS = frozenset(
     {
@@ -116,16 +126,7 @@ class FlaskAudit:
         Raises ``AuditValidationError`` (a ``ValueError``) for bad input. Never raises because
         Redis or the database is unhealthy: the event is written through or spooled instead.
         """
-        fields = {
-            "user_id": user_id,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "description": description,
-            "metadata": metadata,
-            "ip_address": ip_address,
-            "user_agent": user_agent,
-            "request_id": request_id,
-        }
+        fields = _client_fields(locals())
         runtime = self.runtime()
         event = self._build(runtime, event_type, event_category, fields)
         try:
@@ -154,16 +155,7 @@ class FlaskAudit:
         Raises ``AuditValidationError`` for bad input, and ``AuditWriteError`` only when the
         database, Redis and the spool all failed.
         """
-        fields = {
-            "user_id": user_id,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "description": description,
-            "metadata": metadata,
-            "ip_address": ip_address,
-            "user_agent": user_agent,
-            "request_id": request_id,
-        }
+        fields = _client_fields(locals())
         runtime = self.runtime()
         event = self._build(runtime, event_type, "critical", fields)
         runtime.write_path.write_critical(event)

@@ -96,6 +96,13 @@ def hook():
     h.close()
 
 
+def backlog(app, audit, events=5):
+    """Queue ``events`` events: over the threshold of 3 that clock_for sets."""
+    with app.app_context():
+        for _ in range(events):
+            audit.log("x")
+
+
 def clock_for(make_app, fake_redis, url, **options):
     app, audit = make_app(
         redis_client=fake_redis, AUDIT_ALERT_WEBHOOK_URL=url, AUDIT_ALERT_QUEUE_THRESHOLD=3, **options
@@ -110,9 +117,7 @@ def clock_for(make_app, fake_redis, url, **options):
 def test_backlog_alerts_once_per_cooldown_then_resolves(make_app, fake_redis, hook, caplog):
     app, audit, runtime, clock = clock_for(make_app, fake_redis, hook.url, AUDIT_ALERT_COOLDOWN_SECONDS=600)
     runtime.metrics.heartbeat("w1")
-    with app.app_context():
-        for _ in range(5):
-            audit.log("x")
+    backlog(app, audit)
     with caplog.at_level(logging.WARNING, logger="flask_audit.monitoring.alerts"):
         for _ in range(3):
             clock.alert()
@@ -138,9 +143,7 @@ def test_backlog_alerts_once_per_cooldown_then_resolves(make_app, fake_redis, ho
 
 def test_cooldown_passed_alerts_again(make_app, fake_redis, hook):
     app, audit, runtime, clock = clock_for(make_app, fake_redis, hook.url, AUDIT_ALERT_COOLDOWN_SECONDS=0.2)
-    with app.app_context():
-        for _ in range(5):
-            audit.log("x")
+    backlog(app, audit)
     clock.alert()
     time.sleep(0.3)
     clock.alert()
@@ -152,9 +155,7 @@ def test_a_slow_webhook_does_not_hold_up_the_clock(make_app, fake_redis):
     slow = Hook(delay=2.0)
     try:
         app, audit, runtime, clock = clock_for(make_app, fake_redis, slow.url)
-        with app.app_context():
-            for _ in range(5):
-                audit.log("x")
+        backlog(app, audit)
         started = time.perf_counter()
         clock.alert()
         assert clock.tick() >= 1  # the clock goes on meanwhile
@@ -168,9 +169,7 @@ def test_a_slow_webhook_does_not_hold_up_the_clock(make_app, fake_redis):
 def test_a_dead_webhook_is_logged_not_raised(make_app, fake_redis, caplog, monkeypatch):
     monkeypatch.setattr("flask_audit.monitoring.alerts.WEBHOOK_RETRY_DELAYS", (0.01, 0.01))
     app, audit, runtime, clock = clock_for(make_app, fake_redis, "http://127.0.0.1:1/hook")
-    with app.app_context():
-        for _ in range(5):
-            audit.log("x")
+    backlog(app, audit)
     with caplog.at_level(logging.ERROR, logger="flask_audit.monitoring.alerts"):
         clock.alert()
         clock.alerter.join()
@@ -184,9 +183,7 @@ def test_webhook_posts_are_signed_and_timestamped(make_app, fake_redis, hook):
     app, audit, runtime, clock = clock_for(
         make_app, fake_redis, hook.url, AUDIT_ALERT_WEBHOOK_SECRET="hook-secret"
     )
-    with app.app_context():
-        for _ in range(5):
-            audit.log("x")
+    backlog(app, audit)
     before = int(time.time())
     clock.alert()
     clock.alerter.join()
@@ -198,9 +195,7 @@ def test_webhook_posts_are_signed_and_timestamped(make_app, fake_redis, hook):
 
 def test_an_unsigned_webhook_carries_no_signature_header(make_app, fake_redis, hook):
     app, audit, runtime, clock = clock_for(make_app, fake_redis, hook.url)
-    with app.app_context():
-        for _ in range(5):
-            audit.log("x")
+    backlog(app, audit)
     clock.alert()
     clock.alerter.join()
     ((_body, headers),) = hook.raw
@@ -212,9 +207,7 @@ def test_a_failing_webhook_is_retried_twice_with_back_off(make_app, fake_redis, 
     flaky = Hook(fail_first=2)
     try:
         app, audit, runtime, clock = clock_for(make_app, fake_redis, flaky.url)
-        with app.app_context():
-            for _ in range(5):
-                audit.log("x")
+        backlog(app, audit)
         clock.alert()
         clock.alerter.join()
         assert flaky.attempts == 3 and len(flaky.received) == 1  # two failures, then delivered
@@ -227,9 +220,7 @@ def test_a_webhook_that_redirects_is_not_followed(make_app, fake_redis, hook, ca
     redirecting = Hook(redirect_to=hook.url)
     try:
         app, audit, runtime, clock = clock_for(make_app, fake_redis, redirecting.url)
-        with app.app_context():
-            for _ in range(5):
-                audit.log("x")
+        backlog(app, audit)
         with caplog.at_level(logging.ERROR, logger="flask_audit.monitoring.alerts"):
             clock.alert()
             clock.alerter.join()

@@ -68,14 +68,19 @@ def old_database(request, pg_url, sqlite_url):
     return url, kind
 
 
-def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, old_database):
-    url, kind = old_database
-    app, audit = make_app(
+def app_on(make_app, fake_redis, url, kind):
+    """An app on the old database, configured as its table is (partitioned or not)."""
+    return make_app(
         redis_client=fake_redis,
         AUDIT_DATABASE_URL=url,
         AUDIT_PARTITIONING="monthly" if kind == "partitioned" else None,
         create_schema=False,
     )
+
+
+def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, old_database):
+    _url, kind = old_database
+    app, audit = app_on(make_app, fake_redis, *old_database)
     runner = app.test_cli_runner()
     before = runner.invoke(args=["audit", "migrate", "--status"]).output
     assert "0 applied, 2 pending" in before and "0002  pending" in before
@@ -103,13 +108,7 @@ def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, ol
 
 
 def test_init_db_migrates_an_existing_database(make_app, fake_redis, old_database):
-    url, kind = old_database
-    app, audit = make_app(
-        redis_client=fake_redis,
-        AUDIT_DATABASE_URL=url,
-        AUDIT_PARTITIONING="monthly" if kind == "partitioned" else None,
-        create_schema=False,
-    )
+    app, audit = app_on(make_app, fake_redis, *old_database)
     result = app.test_cli_runner().invoke(args=["audit", "init-db"])
     assert result.exit_code == 0 and "audit_logs migrated" in result.output, result.output
     assert migrations.status(audit.runtime(app).store).pending == []
