@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-faults lint bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 run: $(VENV)/.installed  ## the example app with its worker and clock
 	$(PY) -m examples.run $(ARGS)
 
-test: $(VENV)/.installed  ## the whole test suite
+test: $(VENV)/.installed  ## unit and integration tests (fault tests only with AUDIT_TEST_FAULTS=1)
 	$(PY) -m pytest $(ARGS)
+
+test-faults: $(VENV)/.installed  ## the fault tests: they stop and restart the PostgreSQL cluster
+	AUDIT_TEST_FAULTS=1 $(PY) -m pytest -m faults $(ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

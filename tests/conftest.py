@@ -19,6 +19,7 @@ import redis
 from flask import Flask
 
 from flask_audit import FlaskAudit, safety
+from tests import cluster
 from tests.processes import Process, python
 
 REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("AUDIT_TEST_REQUIRE_SERVICES"))
@@ -55,6 +56,47 @@ def swallowed_errors(request: pytest.FixtureRequest) -> Iterator[list[tuple[Base
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "expect_swallowed: the test injects faults the request path absorbs")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The guard: a fault run killed while PostgreSQL was stopped left a note; start it again."""
+    done = cluster.restart_if_left_stopped()
+    if done:
+        print(f"\nflask-audit tests: {done}")
+
+
+#: fixtures that reach the real Redis or PostgreSQL
+SERVER_FIXTURES = {"real_redis_client", "key_prefix", "pg_database", "pg_url", "service_env"}
+#: parametrised fixtures whose named parameter reaches a real server
+SERVER_PARAMS = {"any_redis": "redis", "any_db_url": "postgresql"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by what it needs: ``faults`` (stops or breaks a server), ``browser``
+    (Chromium), ``integration`` (the real Redis and PostgreSQL), else ``unit``. Fault tests run
+    only when asked (AUDIT_TEST_FAULTS=1, or make test-faults): they stop the PostgreSQL cluster."""
+    skip_faults = pytest.mark.skip(
+        reason="stops PostgreSQL: run `make test-faults` or set AUDIT_TEST_FAULTS=1 (CI does)"
+    )
+    for item in items:
+        path = item.path.as_posix()
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        needs_server = (
+            bool(SERVER_FIXTURES & set(item.fixturenames))
+            or any(params.get(name) == value for name, value in SERVER_PARAMS.items())
+            or "/tests/integration/" in path
+        )
+        if "/tests/faults/" in path:
+            item.add_marker(pytest.mark.faults)
+            item.add_marker(pytest.mark.integration)
+            if not cluster.faults_enabled():
+                item.add_marker(skip_faults)
+        elif needs_server:
+            item.add_marker(pytest.mark.integration)
+        if path.endswith("/test_dashboard.py"):
+            item.add_marker(pytest.mark.browser)
+        elif not needs_server and "/tests/faults/" not in path:
+            item.add_marker(pytest.mark.unit)
 
 
 # -- Redis ----------------------------------------------------------------------------------------
@@ -191,7 +233,9 @@ def service_env(pg_url: str, key_prefix: str) -> dict[str, str]:
         AUDIT_WORKER_HEARTBEAT_SECONDS="1",
         PYTHONUNBUFFERED="1",
     )
-    subprocess.run(python("-m", "flask", "audit", "init-db"), env=env, check=True, capture_output=True)
+    subprocess.run(
+        python("-m", "flask", "audit", "init-db"), env=env, check=True, capture_output=True, timeout=120
+    )
     return env
 
 

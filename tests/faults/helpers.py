@@ -3,43 +3,36 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 
 import psycopg2
 
 from flask_audit.runtime import AuditRuntime
+from tests import cluster
+from tests.conftest import PG_ADMIN_DSN
 
 
-def _cluster() -> list[str]:
-    version = sorted(os.listdir("/etc/postgresql"))[0]
-    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
-
-
-def pg_ready(timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode != 0:
-        if time.monotonic() > deadline:
-            raise AssertionError("PostgreSQL did not come back")
-        time.sleep(0.2)
+def _cluster() -> tuple[str, str, int]:
+    """The cluster that serves the port the tests connect to (not the first one installed)."""
+    port = cluster.port_of(PG_ADMIN_DSN)
+    return (*cluster.cluster_on(port), port)
 
 
 def start_postgres() -> None:
-    subprocess.run([*_cluster(), "start"], check=False, capture_output=True)
-    pg_ready()
+    cluster.start(*_cluster())
 
 
 @contextlib.contextmanager
 def postgres_stopped() -> Iterator[None]:
     """PostgreSQL is down inside the block (fast shutdown: open transactions are cut), and is
-    started again when the block ends, whatever happened in it."""
-    subprocess.run([*_cluster(), "stop", "-m", "fast"], check=True, capture_output=True)
+    started again when the block ends, whatever happened in it; if the whole test run is killed
+    meanwhile, the next run starts it (tests/cluster.py)."""
+    found = _cluster()
+    cluster.stop(*found)
     try:
         yield
     finally:
-        start_postgres()
+        cluster.start(*found)
 
 
 def execute(pg_url: str, sql: str) -> None:

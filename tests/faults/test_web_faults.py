@@ -49,10 +49,12 @@ def test_redis_unreachable_then_both_down_loses_nothing(make_app, pg_url, key_pr
     # Redis is reachable again: the operator (or the clock) replays the spool, a drain lands it.
     env = {**service_env, "AUDIT_SPOOL_PATH": spool}
     replay = subprocess.run(
-        python("-m", "flask", "audit", "replay-spool"), env=env, capture_output=True, text=True
+        python("-m", "flask", "audit", "replay-spool"), env=env, capture_output=True, text=True, timeout=120
     )
     assert "replayed 100 events" in replay.stdout, replay.stderr
-    subprocess.run(python("-m", "flask", "audit", "drain"), env=env, check=True, capture_output=True)
+    subprocess.run(
+        python("-m", "flask", "audit", "drain"), env=env, check=True, capture_output=True, timeout=120
+    )
     assert sorted(stored_ids(pg_url)) == sorted(through + spooled)
     live, _ = make_app(
         AUDIT_REDIS_URL=REDIS_URL,
