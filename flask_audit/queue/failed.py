@@ -30,8 +30,9 @@ class FailedList:
         self.queue_key = config.queue_key
 
     def records(self, limit: int | None = None) -> list[FailedRecord]:
-        """Oldest first."""
-        raws = self.client.lrange(self.key, -(limit or 0) if limit else 0, -1)
+        """The newest ``limit`` records (all when None), oldest first. The settle script LPUSHes,
+        so the newest stand at the head of the list."""
+        raws = self.client.lrange(self.key, 0, limit - 1 if limit else -1)
         records = []
         for raw in reversed(raws):
             try:

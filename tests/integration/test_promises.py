@@ -1,0 +1,144 @@
+"""README promises through the path a user takes: the Redis key prefix, the export's filters, the
+failed list's limit, and the nightly retention job run as the scheduler runs it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from flask_audit.events.event import build_event
+from flask_audit.pipeline.clock import Clock
+from flask_audit.pipeline.tasks import setup
+from flask_audit.storage.partitions import existing_partitions, month_start, partition_name
+from tests.conftest import REDIS_URL
+from tests.processes import python, wait_for
+
+
+def test_every_redis_key_the_package_writes_starts_with_the_prefix(
+    service_env, spawn, make_app, key_prefix, pg_url
+):
+    """Queue, batches, failed list, metrics, heartbeats, the clock's lease, alert state and
+    Dramatiq's own keys: a real worker and clock on a fresh prefix, then a SCAN of the database."""
+    client = redis.Redis.from_url(REDIS_URL)
+    before = set(client.scan_iter(count=1000))
+    # one failure in the last minute is over a threshold of 0: the alert state stays in Redis
+    env = dict(service_env, AUDIT_ALERT_INTERVAL_SECONDS="0.5", AUDIT_ALERT_FAILURES_PER_MINUTE="0")
+    app, audit = make_app(AUDIT_REDIS_URL=REDIS_URL, AUDIT_KEY_PREFIX=key_prefix, AUDIT_DATABASE_URL=pg_url)
+    runtime = audit.runtime(app)
+    with app.app_context():
+        for i in range(20):
+            audit.log("api_key_created", user_id=i)
+        audit.critical("permanent_ban_applied", user_id="7")
+    runtime.queue.push([b"not an event"])  # lands in the failed list
+    spawn("worker", python("-m", "dramatiq", "worker", "--processes", "1", "--threads", "2"), env)
+    spawn("clock", python("-m", "flask", "audit", "scheduler"), env)
+    wait_for(lambda: runtime.store.count() == 21 and runtime.queue.failed_length() == 1, 60, "the drain")
+    wait_for(lambda: client.exists(key_prefix + "alerts"), 20, "an alert evaluation")
+    new_keys = {k.decode() for k in set(client.scan_iter(count=1000)) - before}
+    outside = sorted(k for k in new_keys if not k.startswith(key_prefix) and not k.startswith("audit-test-"))
+    assert outside == []
+    kinds = {k[len(key_prefix) :].split(":")[0] for k in new_keys if k.startswith(key_prefix)}
+    assert {"failed", "metrics", "workers", "clock", "alerts", "dramatiq"} <= kinds, kinds
+
+
+@pytest.fixture
+def exported(make_app, fake_redis, pg_url):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url)
+    base = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    events = [
+        build_event(
+            ["login", "api_key_created"][i % 2],
+            event_category=["info", "warning", "critical"][i % 3],
+            user_id=f"u{i % 4}",
+            resource_type=["api_key", "account"][i % 2],
+            resource_id=str(i % 5),
+            request_id=f"req-{i % 6}",
+            created_at=base + timedelta(hours=i),
+        )
+        for i in range(60)
+    ]
+    audit.runtime(app).store.insert(events)
+    return app, events
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "field"),
+    [
+        ("--user-id", "u1", "user_id"),
+        ("--event-type", "login", "event_type"),
+        ("--event-category", "critical", "event_category"),
+        ("--resource-type", "account", "resource_type"),
+        ("--resource-id", "3", "resource_id"),
+        ("--request-id", "req-2", "request_id"),
+    ],
+)
+def test_each_export_filter_selects_exactly_its_rows(exported, option, value, field):
+    app, events = exported
+    result = app.test_cli_runner().invoke(args=["audit", "export", option, value])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    expected = [e.event_id for e in events if getattr(e, field) == value]
+    assert [r["event_id"] for r in rows] == expected and expected
+
+
+def test_export_time_range_and_filters_combine(exported):
+    app, events = exported
+    args = [
+        "audit",
+        "export",
+        "--since",
+        "2026-03-01T10:00:00",
+        "--until",
+        "2026-03-02T00:00:00",
+        "--user-id",
+        "u2",
+    ]
+    rows = [json.loads(line) for line in app.test_cli_runner().invoke(args=args).output.splitlines()]
+    since, until = datetime(2026, 3, 1, 10, tzinfo=timezone.utc), datetime(2026, 3, 2, tzinfo=timezone.utc)
+    expected = [e.event_id for e in events if since <= e.created_at < until and e.user_id == "u2"]
+    assert [r["event_id"] for r in rows] == expected and expected
+
+
+def test_failed_list_shows_only_the_newest_n(make_app, fake_redis):
+    from flask_audit.pipeline.drain import Drainer
+
+    app, audit = make_app(redis_client=fake_redis)
+    runtime = audit.runtime(app)
+    runtime.queue.push([f"garbage-{i}".encode() for i in range(5)])
+    Drainer(runtime.queue, runtime.store).drain_all(10)
+    out = app.test_cli_runner().invoke(args=["audit", "failed", "list", "--json", "--limit", "2"]).output
+    entries = [json.loads(line)["entry"] for line in out.splitlines()]
+    assert entries == ["garbage-3", "garbage-4"]
+
+
+def test_the_nightly_retention_job_purges_and_creates_the_months_ahead(make_app, fake_redis, pg_url):
+    """The job as APScheduler holds it, run as APScheduler runs it: old months dropped, the next
+    months there (one removed beforehand comes back)."""
+    app, audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL=pg_url,
+        AUDIT_PARTITIONING="monthly",
+        AUDIT_RETENTION_DAYS=30,
+    )
+    runtime = audit.runtime(app)
+    store = runtime.store
+    now = datetime.now(timezone.utc)
+    old = now - timedelta(days=120)
+    from flask_audit.storage.partitions import ensure_partitions
+
+    ensure_partitions(store, now=old, ahead=0)
+    store.insert([build_event("ancient", created_at=old), build_event("recent")])
+    next_month = partition_name(month_start(now.year, now.month + 1))
+    store.database.execute_sql(f"DROP TABLE {next_month}")
+    broker, actors = setup(runtime)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    Clock(runtime, broker, actors).schedule(scheduler)
+    job = scheduler.get_job("audit-retention")
+    job.func()  # what the scheduler calls at 03:17
+    assert [r.event_type for r in store.recent(10)] == ["recent"]
+    assert next_month in existing_partitions(store)
+    assert partition_name(month_start(old.year, old.month)) not in existing_partitions(store)
