@@ -56,7 +56,7 @@ def test_failed_requeue_all_and_purge(pg_app):
     assert runtime.queue.failed_length() == 0
 
 
-def test_purge_deletes_only_old_rows_in_chunks(pg_app):
+def test_purge_deletes_only_old_rows(pg_app):
     app, audit, runtime = pg_app
     old = datetime.now(timezone.utc) - timedelta(days=100)
     runtime.store.insert([build_event("old", created_at=old + timedelta(minutes=i)) for i in range(25)])
@@ -64,7 +64,6 @@ def test_purge_deletes_only_old_rows_in_chunks(pg_app):
     runner = app.test_cli_runner()
     dry = runner.invoke(args=["audit", "purge", "--dry-run"])
     assert "25 row(s) older than 90 days" in dry.output and runtime.store.count() == 30
-    app.config["AUDIT_PURGE_CHUNK"] = 7
     result = runner.invoke(args=["audit", "purge", "--yes"])
     assert "deleted 25 row(s)" in result.output, result.output
     assert [r.event_type for r in runtime.store.recent(50)] == ["recent"] * 5
@@ -169,3 +168,54 @@ def test_export_to_a_terminal_shows_control_characters_instead_of_obeying_them(s
         screen = b"".join(chunks).decode()
         assert "\x1b" not in screen and "\x9b" not in screen and "\x07" not in screen
         assert ("\\x1b" in screen or "\\u001b" in screen) and "owned" in screen
+
+
+def test_purge_deletes_in_chunks_of_the_configured_size_with_a_progress_bar(make_app, pg_url, any_redis):
+    client, prefix = any_redis
+    app, audit = make_app(
+        redis_client=client, AUDIT_KEY_PREFIX=prefix, AUDIT_DATABASE_URL=pg_url, AUDIT_PURGE_CHUNK=7
+    )
+    store = audit.runtime(app).store
+    old = datetime.now(timezone.utc) - timedelta(days=100)
+    store.insert([build_event("old", created_at=old + timedelta(minutes=i)) for i in range(25)])
+    store.insert([build_event("recent") for _ in range(5)])
+    store.database.execute_sql(
+        """
+        CREATE TABLE purge_statements (at timestamptz DEFAULT now());
+        CREATE FUNCTION count_purge() RETURNS trigger AS $$
+        BEGIN INSERT INTO purge_statements DEFAULT VALUES; RETURN NULL; END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER count_purge AFTER DELETE ON audit_logs FOR EACH STATEMENT EXECUTE FUNCTION count_purge();
+        """
+    )
+    try:
+        result = app.test_cli_runner().invoke(args=["audit", "purge", "--yes"])
+        assert "deleted 25 row(s)" in result.output, result.output
+        assert "purging" in result.stderr  # the progress bar goes to stderr
+        (statements,) = store.database.execute_sql("SELECT count(*) FROM purge_statements").fetchone()
+        assert statements == 4  # 7 + 7 + 7 + 4: chunks of AUDIT_PURGE_CHUNK, short locks
+    finally:
+        store.database.execute_sql(
+            "DROP TRIGGER count_purge ON audit_logs; DROP FUNCTION count_purge(); DROP TABLE purge_statements"
+        )
+
+
+def test_purge_on_a_partitioned_table_drops_whole_months(make_app, pg_url, fake_redis):
+    from flask_audit.storage.partitions import (
+        ensure_partitions,
+        existing_partitions,
+        month_start,
+        partition_name,
+    )
+
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url, AUDIT_PARTITIONING="monthly")
+    store = audit.runtime(app).store
+    old = datetime.now(timezone.utc) - timedelta(days=150)
+    ensure_partitions(store, now=old, ahead=0)
+    store.insert([build_event("old", created_at=old), build_event("recent")])
+    result = app.test_cli_runner().invoke(args=["audit", "purge", "--yes"])
+    gone = partition_name(month_start(old.year, old.month))
+    assert "partitioned by month" in result.output and f"dropped partitions: {gone}" in result.output, (
+        result.output
+    )
+    assert gone not in existing_partitions(store)
+    assert [r.event_type for r in store.recent(10)] == ["recent"]
