@@ -245,8 +245,8 @@ def spawn(tmp_path, request):
     output is printed."""
     started: list[Process] = []
 
-    def start(name: str, args: list[str], env: dict[str, str]) -> Process:
-        process = Process(name, args, env, tmp_path)
+    def start(name: str, args: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> Process:
+        process = Process(name, args, env, tmp_path, pass_fds)
         started.append(process)
         return process
 

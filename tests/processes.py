@@ -17,12 +17,20 @@ ROOT = Path(__file__).resolve().parent.parent
 class Process:
     """A child in its own process group, its output in a log file for when a test fails."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, pass_fds: tuple[int, ...] = ()
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            args, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=pass_fds,
         )
 
     @property
@@ -59,7 +67,20 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def listening_socket() -> socket.socket:
+    """A socket bound to a free loopback port and listening, to hand to a server by its file
+    descriptor (gunicorn ``--bind fd://N``): no other process can take the port in between."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
 def free_port() -> int:
+    """A port free right now; another process may take it before the caller binds it, so prefer
+    ``listening_socket`` where the server can take a file descriptor."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

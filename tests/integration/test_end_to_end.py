@@ -8,7 +8,7 @@ import urllib.request
 
 import psycopg2
 
-from tests.processes import free_port, python, wait_for
+from tests.processes import listening_socket, python, wait_for
 
 
 def http(method: str, url: str, body: dict | None = None, headers: dict | None = None):
@@ -36,14 +36,17 @@ def rows(pg_url: str) -> list[tuple]:
 
 
 def test_requests_land_in_postgres_through_worker_and_clock(service_env, spawn, pg_url):
-    port = free_port()
+    sock = listening_socket()
+    port = sock.getsockname()[1]
     web = spawn(
         "web",
         python(
-            "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "examples.app:create_app()"
+            "-m", "gunicorn", "--bind", f"fd://{sock.fileno()}", "--workers", "2", "examples.app:create_app()"
         ),
         service_env,
+        pass_fds=(sock.fileno(),),
     )
+    sock.close()  # gunicorn holds its own copy
     worker = spawn(
         "worker", python("-m", "dramatiq", "worker", "--processes", "1", "--threads", "2"), service_env
     )
