@@ -31,19 +31,8 @@ def _client_fields(scope: dict[str, Any]) -> dict[str, Any]:
     return {name: scope[name] for name in CLIENT_FIELDS}
 
 
-#: the keywords of ``log`` besides event_type; ``audited`` passes these on
-LOG_KEYWORDS = frozenset(
-    {
-        "user_id",
-        "resource_type",
-        "event_category",
-        "description",
-        "metadata",
-        "ip_address",
-        "user_agent",
-        "request_id",
-    }
-)
+#: the keywords ``audited`` passes on to ``log`` (its own ``resource_id`` aside)
+LOG_KEYWORDS = frozenset({*CLIENT_FIELDS, "event_category"} - {"resource_id"})
 
 
 class FlaskAudit:
