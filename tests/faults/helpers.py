@@ -45,6 +45,20 @@ def execute(pg_url: str, sql: str) -> None:
         conn.close()
 
 
+def inserting(pg_url: str) -> bool:
+    """Whether another backend is running a COPY or INSERT into audit_logs right now."""
+    conn = psycopg2.connect(pg_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()"
+                " AND (query ILIKE 'COPY audit_logs%%' OR query ILIKE 'INSERT INTO audit_logs%%')"
+            )
+            return cur.fetchone()[0] > 0
+    finally:
+        conn.close()
+
+
 def slow_inserts(pg_url: str, seconds: float) -> None:
     """Every INSERT statement into audit_logs takes at least ``seconds``: a batch in flight lasts
     long enough to kill or stop its worker in the middle of it."""

@@ -203,7 +203,7 @@ def test_sigterm_to_gunicorn_loses_no_accepted_event(buffered, live, service_env
     threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    wait_for(lambda: len(accepted) > 100, 30, "requests under way")
     web.proc.send_signal(signal.SIGTERM)
     web.proc.wait(30)
     stop.set()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import signal
-import time
 
-from tests.faults.helpers import fast_inserts, ledger, postgres_stopped, slow_inserts, stored_ids
+from tests.faults.helpers import fast_inserts, inserting, ledger, postgres_stopped, slow_inserts, stored_ids
 from tests.processes import python, wait_for
 
 WORKER = python("-m", "dramatiq", "flask_audit.worker", "--processes", "1", "--threads", "2")
@@ -25,7 +24,7 @@ def test_sigkill_mid_batch_is_redelivered_exactly_once(live, service_env, spawn,
     worker = spawn("worker", WORKER, env)
     spawn("clock", CLOCK, env)
     wait_for(lambda: runtime.background_queue.inflight_count() > 0, 30, "a batch in flight")
-    time.sleep(0.3)  # inside the 1 s INSERT
+    wait_for(lambda: inserting(pg_url), 30, "the batch's COPY to be running")  # inside the 1 s INSERT
     worker.signal(signal.SIGKILL)
     worker.proc.wait(10)
     assert runtime.background_queue.inflight_count() > 0, "the killed worker's batch stays claimed"
@@ -63,12 +62,14 @@ def test_postgres_down_keeps_events_in_redis_until_it_returns(live, service_env,
     env = {**service_env, "AUDIT_RETRY_MAX_BACKOFF_SECONDS": "2"}
     sent = produce(app, audit, 4000)
     slow_inserts(pg_url, 0.3)
-    spawn("worker", WORKER, env)
+    worker = spawn("worker", WORKER, env)
     spawn("clock", CLOCK, env)
     wait_for(lambda: len(stored_ids(pg_url)) > 0, 30, "the first batches")
     with postgres_stopped():  # cuts the transaction of the batch in flight
         sent += produce(app, audit, 500, "during_outage")  # the request path never touches PostgreSQL
-        time.sleep(4)  # workers fail, put batches back and back off
+        # workers fail, put their batches back and back off: Dramatiq says so when it retries
+        wait_for(lambda: worker.output().count("Retrying message") >= 2, 60, "two retries with back-off")
+        wait_for(lambda: runtime.background_queue.inflight_count() == 0, 30, "the batches put back")
         assert runtime.background_queue.failed_length() == 0
         assert runtime.background_queue.depth() > 0
     fast_inserts(pg_url)
