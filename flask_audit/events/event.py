@@ -62,7 +62,7 @@ class _EventMethods:
     def to_entry(self) -> bytes:
         """The versioned JSON object pushed onto the queue, as made when the event was built."""
         if self.entry is None:
-            self.entry = _entry(self)
+            self.entry = _entry(self.to_row())
         return self.entry
 
     @classmethod
@@ -223,11 +223,7 @@ def build_event(
     cleaned = _clean_metadata(metadata, redact_keys, altered)
     row["metadata"], metadata_json = _encode_metadata(cleaned, altered, max_metadata_bytes)
     event = AuditEvent(**row)
-    # the entry is the row itself, with the metadata's JSON embedded as it was made
-    if metadata_json is not None:
-        row["metadata"] = orjson.Fragment(metadata_json)
-    row["v"] = ENTRY_VERSION
-    event.entry = _dumps(row)  # created_at: orjson writes RFC 3339, which fromisoformat reads
+    event.entry = _entry(row, metadata_json)  # the entry is the row itself
     return event
 
 
@@ -247,9 +243,10 @@ def check_event_type(event_type: Any) -> None:
         raise AuditValidationError("event_type", "may hold only letters, digits and _ . : -")
 
 
-def _entry(event: AuditEvent, metadata_json: bytes | None = None) -> bytes:
-    row = event.to_row()
+def _entry(row: dict[str, Any], metadata_json: bytes | None = None) -> bytes:
+    """The versioned queue entry of ``row`` (which it changes); metadata already serialised is
+    embedded as it is."""
     if metadata_json is not None:
-        row["metadata"] = orjson.Fragment(metadata_json)  # serialised once, embedded as it is
+        row["metadata"] = orjson.Fragment(metadata_json)
     row["v"] = ENTRY_VERSION
     return _dumps(row)  # created_at: orjson writes RFC 3339, which fromisoformat reads

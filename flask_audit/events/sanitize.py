@@ -86,13 +86,15 @@ def client_text(
     return text
 
 
-@functools.lru_cache(maxsize=4096)
 def normal_ip(text: str) -> str | None:
-    """The canonical form of an address without its IPv6 zone id, or None; cached, since one
-    client sends many events."""
-    address = text.strip()
-    if "%" in address:
-        address = address.split("%", 1)[0]
+    """The canonical form of an address without its IPv6 zone id, or None. The zone goes before
+    the cache, so that a client varying it cannot churn the cache."""
+    return _canonical_ip(text.split("%", 1)[0].strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_ip(address: str) -> str | None:
+    """Cached, since one client sends many events."""
     if not address or len(address) > 64:
         return None
     try:
@@ -106,7 +108,7 @@ def client_ip(value: Any, altered: list[str]) -> str | None:
     if value is None or value == "":
         return None
     text = value if type(value) is str else str(value)
-    normal = normal_ip(text.split("%", 1)[0])
+    normal = normal_ip(text)
     # a changed spelling of the same address (case, zeros) is not a repair worth flagging
     if normal is None or "%" in text:
         altered.append("ip_address")
