@@ -17,7 +17,6 @@ from flask_audit.errors import AuditError, AuditValidationError
 from flask_audit.runtime import current_runtime
 from flask_audit.storage.query import (
     EQUALITY_FILTERS,
-    decode_cursor,
     page,
     parse_filters,
     parse_limit,
@@ -56,19 +55,10 @@ def list_logs() -> Any:
     args = request.args
     unknown = sorted(set(args) - KNOWN_ARGS)
     if unknown:
-        return _bad_request(AuditValidationError(unknown[0], "is not a known filter"))
-    try:
-        filters = parse_filters(args)
-        limit = parse_limit(args.get("limit"))
-        cursor = args.get("cursor") or None
-        if cursor is not None:
-            decode_cursor(cursor)  # a bad cursor is the caller's 400, before any query
-        rows, next_cursor = page(_store(), filters, limit, cursor)
-    except AuditValidationError as exc:
-        return _bad_request(exc)
-    except AuditError as exc:  # the database: its details go to the log, not to the caller
-        logger.warning("query API: %s", exc)
-        return jsonify({"error": "the audit database is unavailable"}), 503
+        raise AuditValidationError(unknown[0], "is not a known filter")
+    filters = parse_filters(args)
+    limit = parse_limit(args.get("limit"))
+    rows, next_cursor = page(_store(), filters, limit, args.get("cursor") or None)
     return jsonify({"items": [to_dict(row) for row in rows], "next_cursor": next_cursor})
 
 
@@ -76,18 +66,20 @@ def get_log(event_id: str) -> Any:
     try:
         key = uuid.UUID(event_id)
     except ValueError:
-        return _bad_request(AuditValidationError("event_id", "must be a UUID"))
+        raise AuditValidationError("event_id", "must be a UUID") from None
     store = _store()
     model = store.model
-    try:
-        with store._translate():
-            row = model.get_or_none(model.event_id == key)
-    except AuditError as exc:
-        logger.warning("query API: %s", exc)
-        return jsonify({"error": "the audit database is unavailable"}), 503
+    with store.translate():
+        row = model.get_or_none(model.event_id == key)
     if row is None:
         abort(404)
     return jsonify(to_dict(row))
+
+
+def _unavailable(exc: AuditError) -> Any:
+    """The database failed under a route: its details go to the log, not to the caller."""
+    logger.warning("query API: %s", exc)
+    return jsonify({"error": "the audit database is unavailable"}), 503
 
 
 def _store():
@@ -97,6 +89,10 @@ def _store():
 def api_blueprint() -> Blueprint:
     bp = Blueprint("audit_api", __name__)
     bp.before_request(_guard)
+    # a bad parameter (a cursor included: page decodes it before any query) is the caller's 400;
+    # any other AuditError comes from the database
+    bp.register_error_handler(AuditValidationError, _bad_request)
+    bp.register_error_handler(AuditError, _unavailable)
     bp.add_url_rule("", "list_logs", list_logs, methods=["GET"])
     bp.add_url_rule("/<event_id>", "get_log", get_log, methods=["GET"])
     return bp

@@ -92,7 +92,7 @@ def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, ol
     assert "0 migration(s) applied" in runner.invoke(args=["audit", "migrate"]).output  # each once
     store = audit.runtime(app).store
     assert sorted(store.event_ids()) == sorted(AuditEvent.from_entry(raw).event_id for raw in ENTRIES)
-    assert len(store.recent_critical(10)) == 4
+    assert len(store.recent(10, category="critical")) == 4
     if kind != "sqlite":
         valid = store.database.execute_sql(
             "SELECT bool_and(i.indisvalid), count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"

@@ -171,4 +171,4 @@ def test_the_critical_events_query_reads_the_partial_index(make_app, fake_redis,
     )
     plan = "\n".join(row[0] for row in store.database.execute_sql("EXPLAIN " + sql, params).fetchall())
     assert "audit_logs_critical_created_at" in plan and "Seq Scan" not in plan, plan
-    assert len(store.recent_critical(10)) == 10
+    assert len(store.recent(10, category="critical")) == 10

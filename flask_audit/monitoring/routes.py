@@ -166,7 +166,9 @@ def dashboard_data() -> Any:
     database = "connected"
     try:
         if may_see_events:
-            critical = [to_dict(r) for r in runtime.store.recent_critical(DASHBOARD_CRITICAL_EVENTS)]
+            critical = [
+                to_dict(r) for r in runtime.store.recent(DASHBOARD_CRITICAL_EVENTS, category="critical")
+            ]
         else:
             runtime.store.ping()
     except AuditError as exc:  # the dashboard still shows Redis's numbers when the database is down

@@ -67,14 +67,14 @@ class Status:
 
 def status(store: AuditStore) -> Status:
     """Which migrations are applied (and when) and which are pending."""
-    with store._translate():
+    with store.translate():
         applied = _applied(store)
     return Status(applied, [m for m in MIGRATIONS if m.number not in applied])
 
 
 def migrate(store: AuditStore) -> tuple[str, list[Migration]]:
     """Bring the schema up to date; returns ("created" | "migrated" | "current", applied now)."""
-    with store._translate(), _lock(store):
+    with store.translate(), _lock(store):
         _ensure_record_table(store)
         if not store.database.table_exists(TABLE_NAME):
             store.create_schema()

@@ -109,7 +109,7 @@ def count(store: AuditStore, filters: Filters) -> int:
     clauses = _where(model, filters)
     if clauses:
         query = query.where(*clauses)
-    with store._translate():
+    with store.translate():
         return query.count()
 
 
@@ -126,7 +126,7 @@ def page(
     query = model.select().order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
     if clauses:
         query = query.where(*clauses)
-    with store._translate():
+    with store.translate():
         rows = list(query)
     more = len(rows) > limit
     rows = rows[:limit]

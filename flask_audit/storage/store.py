@@ -141,7 +141,7 @@ class AuditStore:
 
     def create_schema(self) -> None:
         """Create the table and its indexes (partitioned by month when asked); safe to run again."""
-        with self._translate():
+        with self.translate():
             if self.partitioned:
                 create_partitioned_schema(self)
             else:
@@ -165,9 +165,9 @@ class AuditStore:
         if not rows:
             return 0, 0
         if self.is_postgres:
-            with self._translate():
+            with self.translate():
                 return copy_insert(self.database, TABLE_NAME, rows, [f.name for f in self._conflict_target])
-        with self._translate(), self.database.atomic():
+        with self.translate(), self.database.atomic():
             # ON CONFLICT (event_id) DO NOTHING on both PostgreSQL and SQLite: only a duplicate
             # event_id is skipped, every other violation still raises (SQLite's INSERT OR IGNORE
             # would silently drop a row that breaks NOT NULL).
@@ -179,12 +179,12 @@ class AuditStore:
             return int(query.execute()), 1
 
     def count(self) -> int:
-        with self._translate():
+        with self.translate():
             return self.model.select().count()
 
     def event_ids(self) -> list[str]:
         """Every stored event_id (tests and ledgers)."""
-        with self._translate():
+        with self.translate():
             return [str(row[0]) for row in self.model.select(self.model.event_id).tuples()]
 
     def purge_older_than(self, days: int, chunk: int = 5000) -> int:
@@ -192,7 +192,7 @@ class AuditStore:
         return self.purge_before(datetime.now(timezone.utc) - timedelta(days=days), chunk=chunk)
 
     def count_older_than(self, cutoff: datetime) -> int:
-        with self._translate():
+        with self.translate():
             return self.model.select().where(self.model.created_at < cutoff).count()
 
     def purge_before(
@@ -202,7 +202,7 @@ class AuditStore:
         locks stay short and the table stays usable; returns rows deleted."""
         deleted = 0
         while True:
-            with self._translate(), self.database.atomic():
+            with self.translate(), self.database.atomic():
                 ids = self.model.select(self.model.id).where(self.model.created_at < cutoff).limit(chunk)
                 n = self.model.delete().where(self.model.id.in_(ids)).execute()
             deleted += n
@@ -213,33 +213,25 @@ class AuditStore:
 
     def ping(self) -> None:
         """Raise ``TransientStoreError`` unless the database answers."""
-        with self._translate():
+        with self.translate():
             self.database.execute_sql("SELECT 1").fetchone()
 
-    def recent_critical(self, limit: int = 10) -> list[AuditLog]:
-        """The latest critical events, newest first, from the partial index on critical rows."""
-        model = self.model
-        query = (
-            model.select()
-            .where(model.event_category == "critical")
-            .order_by(model.created_at.desc())
-            .limit(limit)
-        )
-        with self._translate():
-            return list(query)
-
     def recent(self, limit: int = 20, category: str | None = None) -> Iterable[AuditLog]:
+        """Newest first; with ``category="critical"`` PostgreSQL reads the partial index on
+        critical rows rather than scanning."""
         query = self.model.select().order_by(self.model.created_at.desc()).limit(limit)
         if category:
             query = query.where(self.model.event_category == category)
-        with self._translate():
+        with self.translate():
             return list(query)
 
     def close(self) -> None:
         if not self.database.is_closed():
             self.database.close()
 
-    def _translate(self) -> _Translate:
+    def translate(self) -> _Translate:
+        """A context in which driver errors become TransientStoreError or RejectedError; for the
+        queries other storage modules and routes build on ``model``."""
         return _Translate(self.database)
 
 
