@@ -407,47 +407,6 @@ class AuditConfig:
         """The full Redis key for ``name`` under this app's prefix."""
         return self.key_prefix + name
 
-    # Short names the rest of the package has always used.
-    @property
-    def drain_interval(self) -> float:
-        return self.drain_interval_seconds
-
-    @property
-    def visibility_timeout(self) -> int:
-        return self.visibility_timeout_seconds
-
-    @property
-    def retry_max_backoff(self) -> int:
-        return self.retry_max_backoff_seconds
-
-    @property
-    def redis_timeout(self) -> float:
-        return self.redis_timeout_seconds
-
-    @property
-    def breaker_cooldown(self) -> float:
-        return self.breaker_cooldown_seconds
-
-    @property
-    def heartbeat_seconds(self) -> int:
-        return self.worker_heartbeat_seconds
-
-    @property
-    def monitoring_prefix(self) -> str:
-        return self.monitoring_url_prefix
-
-    @property
-    def api_prefix(self) -> str:
-        return self.api_url_prefix
-
-    @property
-    def alert_cooldown(self) -> float:
-        return self.alert_cooldown_seconds
-
-    @property
-    def alert_interval(self) -> float:
-        return self.alert_interval_seconds
-
 
 def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditConfig:
     """Resolve every key: keyword options, then app.config, then the environment, then the default.

@@ -75,9 +75,9 @@ class FlaskAudit:
         self._only = self._runtimes[app] if len(self._runtimes) == 1 else None
         app.after_request(echo_request_id)
         app.cli.add_command(audit_cli)  # also an entry point; this makes app.test_cli_runner() see it
-        app.register_blueprint(monitoring_blueprint(), url_prefix=config.monitoring_prefix)
+        app.register_blueprint(monitoring_blueprint(), url_prefix=config.monitoring_url_prefix)
         app.register_blueprint(metrics_blueprint())
-        app.register_blueprint(api_blueprint(), url_prefix=config.api_prefix)
+        app.register_blueprint(api_blueprint(), url_prefix=config.api_url_prefix)
         app.extensions["audit"] = self
 
     def runtime(self, app: Flask | None = None) -> AuditRuntime:

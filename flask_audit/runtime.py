@@ -31,7 +31,7 @@ class AuditRuntime:
     def __init__(self, config: AuditConfig, redis_client: redis.Redis | None = None) -> None:
         self.config = config
         self._given_redis = redis_client
-        self.breaker = CircuitBreaker(config.breaker_cooldown)
+        self.breaker = CircuitBreaker(config.breaker_cooldown_seconds)
         self.spool = Spool(config.spool_path)
 
     # -- collaborators -------------------------------------------------------------------------
@@ -49,8 +49,8 @@ class AuditRuntime:
             return self._given_redis
         return redis.Redis.from_url(
             self.redis_url,
-            socket_timeout=self.config.redis_timeout,
-            socket_connect_timeout=self.config.redis_timeout,
+            socket_timeout=self.config.redis_timeout_seconds,
+            socket_connect_timeout=self.config.redis_timeout_seconds,
             retry=Retry(NoBackoff(), 0),
         )
 

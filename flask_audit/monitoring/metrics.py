@@ -131,7 +131,7 @@ class Metrics:
 
     def prune_workers(self) -> int:
         """Drop heartbeats far older than the staleness limit; returns how many were dropped."""
-        limit = time.time() - 30 * self.config.heartbeat_seconds
+        limit = time.time() - 30 * self.config.worker_heartbeat_seconds
         stale = [w for w, at in self.client.hgetall(self.workers_key).items() if float(at) < limit]
         if stale:
             self.client.hdel(self.workers_key, *stale)
@@ -161,7 +161,7 @@ class Metrics:
                 if name not in ("depth", "batch_size"):
                     minute[name] = minute.get(name, 0.0) + float(v)
         batches = int(minute.get("batches", 0))
-        stale_after = now - 3 * self.config.heartbeat_seconds
+        stale_after = now - 3 * self.config.worker_heartbeat_seconds
         return Snapshot(
             queue_length=int(queue_len),
             priority_length=int(priority_len),

@@ -139,7 +139,7 @@ def dashboard() -> Any:
             httponly=True,
             samesite="Strict",
             secure=request.is_secure,
-            path=current_runtime().config.monitoring_prefix,
+            path=current_runtime().config.monitoring_url_prefix,
         )
         return response
     require_token()

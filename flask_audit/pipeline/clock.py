@@ -44,7 +44,7 @@ class Clock:
             runtime.background_redis,
             config.key("alerts"),
             config.alert_webhook_url,
-            config.alert_cooldown,
+            config.alert_cooldown_seconds,
             secret=config.alert_webhook_secret,
         )
         self._lead = runtime.background_redis.register_script(lua_script("lead.lua"))
@@ -132,14 +132,14 @@ class Clock:
         scheduler.add_job(
             self._safely(self.tick),
             "interval",
-            seconds=self.runtime.config.drain_interval,
+            seconds=self.runtime.config.drain_interval_seconds,
             id="audit-tick",
             **common,
         )
         scheduler.add_job(
             self._safely(self.reap),
             "interval",
-            seconds=min(REAP_INTERVAL, max(0.5, self.runtime.config.visibility_timeout / 3)),
+            seconds=min(REAP_INTERVAL, max(0.5, self.runtime.config.visibility_timeout_seconds / 3)),
             id="audit-reap",
             **common,
         )
@@ -153,7 +153,7 @@ class Clock:
         scheduler.add_job(
             self._safely(self.alert),
             "interval",
-            seconds=self.runtime.config.alert_interval,
+            seconds=self.runtime.config.alert_interval_seconds,
             id="audit-alerts",
             **common,
         )
@@ -179,7 +179,7 @@ def run_clock(runtime: AuditRuntime, broker: dramatiq.Broker, actors: AuditActor
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = BlockingScheduler(timezone="UTC")
     Clock(runtime, broker, actors).schedule(scheduler)
-    logger.info("audit clock started (interval %.2fs)", runtime.config.drain_interval)
+    logger.info("audit clock started (interval %.2fs)", runtime.config.drain_interval_seconds)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

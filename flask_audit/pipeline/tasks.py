@@ -79,7 +79,7 @@ class Heartbeat(Middleware):
                 self.runtime.background_metrics.heartbeat(self.worker_id)
             except Exception as exc:  # keep beating: Redis may come back
                 logger.warning("heartbeat failed: %s", exc)
-            self._stop.wait(self.runtime.config.heartbeat_seconds)
+            self._stop.wait(self.runtime.config.worker_heartbeat_seconds)
 
 
 def build_broker(runtime: AuditRuntime) -> dramatiq.Broker:
@@ -134,7 +134,7 @@ def declare(broker: dramatiq.Broker, runtime: AuditRuntime) -> AuditActors:
         options={
             "max_retries": 1000,
             "min_backoff": 500,
-            "max_backoff": config.retry_max_backoff * 1000,
+            "max_backoff": config.retry_max_backoff_seconds * 1000,
             "retry_when": lambda retries, exc: isinstance(exc, DatabaseUnavailable),
         },
     )

@@ -19,6 +19,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -117,17 +119,12 @@ def _alive(pid: int) -> bool:
         return True
 
 
-class _file_lock:
-    def __init__(self, db_path: str) -> None:
-        self.path = db_path + ".lock"
-
-    def __enter__(self) -> None:
-        self.handle = open(self.path, "w")
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+@contextmanager
+def _file_lock(db_path: str) -> Iterator[None]:
+    """One process at a time starts, joins or leaves the server of ``db_path``."""
+    with open(db_path + ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _exit_on_sigterm() -> None:

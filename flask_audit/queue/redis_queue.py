@@ -70,7 +70,7 @@ class AuditQueue:
     def claim(self, size: int) -> Batch | None:
         """Claim up to ``size`` of the oldest entries; None when there is nothing to drain."""
         batch_id = uuid.uuid4().hex
-        deadline_ms = int((time.time() + self.config.visibility_timeout) * 1000)
+        deadline_ms = int((time.time() + self.config.visibility_timeout_seconds) * 1000)
         keys = [self.priority_key, self.queue_key, self.inflight_key, self.batch_prefix + batch_id]
         remaining, entries = self._claim(keys=keys, args=[size, deadline_ms, batch_id])
         return Batch(batch_id, list(entries), int(remaining)) if entries else None

@@ -29,7 +29,7 @@ from flask_audit.storage.ddl import (
     MIGRATIONS_TABLE,
     TABLE_NAME,
 )
-from flask_audit.storage.partitions import existing_partitions, is_partitioned
+from flask_audit.storage.partitions import DEFAULT_PARTITION, existing_partitions, is_partitioned
 from flask_audit.storage.store import AuditStore
 
 #: the key of the PostgreSQL advisory lock that serialises migrations
@@ -116,7 +116,7 @@ def create_index(store: AuditStore, name: str, columns: str, where: str | None =
         _concurrently(store, name, TABLE_NAME, columns, predicate)
         return
     store.database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON ONLY {TABLE_NAME} {columns}{predicate}")
-    for partition in [*existing_partitions(store), f"{TABLE_NAME}_default"]:
+    for partition in [*existing_partitions(store), DEFAULT_PARTITION]:
         child = f"{partition}_{name.removeprefix(TABLE_NAME + '_')}"[:63]
         _concurrently(store, child, partition, columns, predicate)
         attached = store.database.execute_sql(

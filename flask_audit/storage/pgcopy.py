@@ -16,7 +16,8 @@ import orjson
 import peewee
 
 from flask_audit.events import schema
-from flask_audit.events.event import FIELDS
+
+FIELDS = schema.NAMES
 
 #: SQLSTATE of a unique violation
 UNIQUE_VIOLATION = "23505"
