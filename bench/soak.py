@@ -25,7 +25,7 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.processes import CHROMIUM_FLAGS, Process, free_port, python, wait_for
+from tests.processes import CHROMIUM_FLAGS, Process, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -92,20 +92,29 @@ def main() -> int:
         PYTHONUNBUFFERED="1",
     )
     subprocess.run(python("-m", "flask", "audit", "init-db"), env=env, check=True, capture_output=True)
-    port = free_port()
+    sock = listening_socket()  # gunicorn takes it by descriptor: no other process can race for the port
+    port = sock.getsockname()[1]
     worker_cmd = python("-m", "dramatiq", "flask_audit.worker", "--processes", "1", "--threads", "4")
     procs = {
         "web": Process(
             "web",
             python(
-                "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "examples.app:create_app()"
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"fd://{sock.fileno()}",
+                "--workers",
+                "2",
+                "examples.app:create_app()",
             ),
             env,
             logs,
+            pass_fds=(sock.fileno(),),
         ),
         "clock": Process("clock", python("-m", "flask", "audit", "scheduler"), env, logs),
         "worker": Process("worker", worker_cmd, env, logs),
     }
+    sock.close()  # gunicorn holds its own copy
     accepted: list[str] = []
     errors = [0]
     stop = threading.Event()

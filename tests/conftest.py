@@ -73,7 +73,8 @@ SERVER_PARAMS = {"any_redis": "redis", "any_db_url": "postgresql"}
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test by what it needs: ``faults`` (stops or breaks a server), ``browser``
-    (Chromium), ``integration`` (the real Redis and PostgreSQL), else ``unit``. Fault tests run
+    (Chromium), ``integration`` (the real Redis and PostgreSQL), else ``unit``; and ``processes``
+    when it runs the package in processes of its own (the ``spawn`` fixture). Fault tests run
     only when asked (AUDIT_TEST_FAULTS=1, or make test-faults): they stop the PostgreSQL cluster."""
     skip_faults = pytest.mark.skip(
         reason="stops PostgreSQL: run `make test-faults` or set AUDIT_TEST_FAULTS=1 (CI does)"
@@ -93,6 +94,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip_faults)
         elif needs_server:
             item.add_marker(pytest.mark.integration)
+        if "spawn" in item.fixturenames:
+            item.add_marker(pytest.mark.processes)
         if path.endswith("/test_dashboard.py"):
             item.add_marker(pytest.mark.browser)
         elif not needs_server and "/tests/faults/" not in path:

@@ -78,14 +78,6 @@ def listening_socket() -> socket.socket:
     return sock
 
 
-def free_port() -> int:
-    """A port free right now; another process may take it before the caller binds it, so prefer
-    ``listening_socket`` where the server can take a file descriptor."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
     """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout

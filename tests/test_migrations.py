@@ -115,6 +115,7 @@ def test_init_db_migrates_an_existing_database(make_app, fake_redis, old_databas
     assert audit.runtime(app).store.count() == len(ENTRIES)
 
 
+@pytest.mark.processes
 def test_several_processes_may_migrate_at_once(service_env, pg_url):
     load_release_0_1_0(pg_url, "plain")
     env = dict(service_env)

@@ -120,6 +120,7 @@ def test_csv_export_never_writes_a_formula(pg_app):
     assert all(not r["user_agent"].startswith(("=", "+", "-", "@")) for r in rows)
 
 
+@pytest.mark.processes
 def test_export_to_a_terminal_shows_control_characters_instead_of_obeying_them(service_env, pg_url):
     """Rows an older release stored with escape codes reach a terminal only as visible text."""
     import os

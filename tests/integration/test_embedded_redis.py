@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.processes import python, wait_for
 
@@ -50,6 +51,7 @@ def environment(tmp_path: Path) -> tuple[dict[str, str], Path]:
     return env, instance
 
 
+@pytest.mark.processes
 def test_a_cli_command_leaves_no_server_behind(tmp_path):
     env, instance = environment(tmp_path)
     result = subprocess.run(

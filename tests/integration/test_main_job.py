@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import urllib.request
 
 from tests.integration.test_embedded_redis import servers
-from tests.processes import free_port, python, wait_for
+from tests.processes import python, wait_for
 
 
 def test_example_runs_on_embedded_defaults(spawn, tmp_path):
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
     database = tmp_path / "audit.db"
     env.update(
-        PORT=str(port),
+        PORT="0",  # gunicorn binds a free port and reports it: no race for the port
         AUDIT_DATABASE_URL=f"sqlite:///{database}",
         AUDIT_SPOOL_PATH=str(tmp_path / "spool"),
         AUDIT_DRAIN_INTERVAL_SECONDS="0.2",
@@ -25,7 +25,10 @@ def test_example_runs_on_embedded_defaults(spawn, tmp_path):
     run = spawn(
         "run", python("-m", "examples.run", "--for", "60", "--redis-db", str(tmp_path / "redis.db")), env
     )
-    base = f"http://127.0.0.1:{port}"
+    listening = wait_for(
+        lambda: re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", run.output()), 60, "gunicorn's port"
+    )
+    base = listening.group(1)
 
     def health():
         try:
