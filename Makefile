@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-faults lint bench clean
+.PHONY: run test test-faults mutation lint bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ test: $(VENV)/.installed  ## unit and integration tests (fault tests only with A
 
 test-faults: $(VENV)/.installed  ## the fault tests: they stop and restart the PostgreSQL cluster
 	AUDIT_TEST_FAULTS=1 $(PY) -m pytest -m faults $(ARGS)
+
+mutation: $(VENV)/.installed  ## mutmut over the core modules, then the score per module and the survivors
+	$(PY) -m pip install --quiet 'mutmut>=3.4,<4'
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2 $(ARGS) || true
+	$(PY) tools/mutation_report.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

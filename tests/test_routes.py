@@ -172,3 +172,37 @@ def test_the_critical_events_query_reads_the_partial_index(make_app, fake_redis,
     plan = "\n".join(row[0] for row in store.database.execute_sql("EXPLAIN " + sql, params).fetchall())
     assert "audit_logs_critical_created_at" in plan and "Seq Scan" not in plan, plan
     assert len(store.recent(10, category="critical")) == 10
+
+
+def test_an_overflowing_queue_and_a_failed_list_show_in_health_and_status(make_app, any_redis):
+    """The two warning findings, as the monitoring route and `flask audit status` report them."""
+    client, prefix = any_redis
+    app, audit = make_app(redis_client=client, AUDIT_KEY_PREFIX=prefix, AUDIT_MAX_QUEUE_LENGTH=2)
+    runtime = audit.runtime(app)
+    runtime.metrics.heartbeat("w")
+    with app.app_context():
+        for i in range(5):
+            audit.log("x", user_id=i)  # 2 queued, 3 overflow: written through to the database
+    body = app.test_client().get("/api/v1/monitoring/audit-metrics").json
+    assert body["health"] == {
+        "status": "degraded",
+        "issues": ["Queue overflowed: 3 events written directly to the database in the last minute"],
+    }
+    assert body["recommendations"] == [
+        {"severity": "warning", "message": "Increase the worker count or AUDIT_MAX_QUEUE_LENGTH."}
+    ]
+
+    client.rpush(runtime.queue.queue_key, b"{not json")  # poison: the drain sets it aside
+    result = Drainer(runtime.queue, runtime.store).drain_once(10)
+    assert (result.inserted, result.failed) == (2, 1)
+    body = app.test_client().get("/api/v1/monitoring/audit-metrics").json
+    assert body["health"]["status"] == "degraded"
+    assert body["health"]["issues"][1] == "1 events rejected by the database wait in the failed list"
+    assert body["recommendations"][1] == {
+        "severity": "warning",
+        "message": "Inspect them with `flask audit failed list`, fix the cause, then `failed requeue`.",
+    }
+    out = app.test_cli_runner().invoke(args=["audit", "status"]).output
+    assert "status      degraded" in out and "failed list 1" in out
+    assert "issue       1 events rejected by the database wait in the failed list" in out
+    assert "issue       Queue overflowed: 3 events" in out

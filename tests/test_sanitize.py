@@ -1,0 +1,164 @@
+"""The edges of metadata repair and redaction, as build_event (what audit.log calls) applies them:
+exact limits, the values only a subclass or an enum reaches, the paths a repair is reported at."""
+
+from __future__ import annotations
+
+import decimal
+import enum
+
+import pytest
+
+from flask_audit.errors import AuditValidationError
+from flask_audit.events.event import build_event
+from flask_audit.events.sanitize import (
+    CYCLE,
+    MAX_DEPTH,
+    MAX_INT,
+    MIN_INT,
+    REDACTED,
+    REPLACEMENT,
+    TOO_DEEP,
+    sensitive_matcher,
+)
+
+
+def cleaned(metadata, **kwargs):
+    """(metadata as stored without the report, the repaired paths)."""
+    stored = dict(build_event("x", metadata=metadata, **kwargs).metadata)
+    return stored, stored.pop("_sanitized", [])
+
+
+class Count(int):
+    pass
+
+
+class Name(str):
+    pass
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BELL = "ring\x07"
+
+
+def test_64_bit_integers_are_kept_and_larger_ones_become_text():
+    values = {"min": MIN_INT, "max": MAX_INT, "sub_min": Count(MIN_INT), "sub_max": Count(MAX_INT)}
+    assert cleaned(values) == ({"min": MIN_INT, "max": MAX_INT, "sub_min": MIN_INT, "sub_max": MAX_INT}, [])
+    stored, paths = cleaned({"over": MAX_INT + 1, "under": Count(MIN_INT - 1)})
+    assert stored == {"over": str(MAX_INT + 1), "under": str(MIN_INT - 1)}
+    assert paths == ["metadata.over", "metadata.under"]
+
+
+def test_infinities_and_nan_become_their_names():
+    stored, paths = cleaned({"up": float("inf"), "down": float("-inf"), "none": float("nan"), "ok": 0.5})
+    assert stored == {"up": "Infinity", "down": "-Infinity", "none": "NaN", "ok": 0.5}
+    assert paths == ["metadata.down", "metadata.none", "metadata.up"]
+
+
+def test_bytes_keep_their_lines_and_lose_their_control_characters():
+    stored, paths = cleaned({"body": b"line 1\n\tline 2\x00", "clean": b"plain"})
+    assert stored == {"body": f"line 1\n\tline 2{REPLACEMENT}", "clean": "plain"}
+    assert paths == ["metadata.body"]
+
+
+def test_a_str_subclass_is_stored_as_plain_repaired_text():
+    stored, paths = cleaned({"name": Name("a\x00b"), "fine": Name("ok")})
+    assert stored == {"name": f"a{REPLACEMENT}b", "fine": "ok"}
+    assert type(stored["fine"]) is str
+    assert paths == ["metadata.name"]
+
+
+def test_decimals_become_their_exact_text():
+    assert cleaned({"price": decimal.Decimal("1.10")}) == ({"price": "1.10"}, [])
+
+
+def test_keys_that_are_not_strings_become_their_text_without_a_report():
+    stored, paths = cleaned({1: "a", None: "b", Colour.RED: "c", 2.5: "d"})
+    assert stored == {"1": "a", "None": "b", "red": "c", "2.5": "d"}
+    assert paths == []
+
+
+def test_a_key_repaired_is_reported_at_its_mapping():
+    stored, paths = cleaned({"a\x00": 1, "nested": {Colour.BELL: 2}})
+    assert stored == {f"a{REPLACEMENT}": 1, "nested": {f"ring{REPLACEMENT}": 2}}
+    assert paths == ["metadata", "metadata.nested"]
+
+
+def test_the_applications_mistakes_name_the_type():
+    with pytest.raises(AuditValidationError) as err:
+        build_event("x", metadata={"when": object()})
+    assert (err.value.field, err.value.rule) == ("metadata.when", "must be JSON-serialisable (object is not)")
+    with pytest.raises(AuditValidationError) as err:
+        build_event("x", metadata={(1, 2): "pair"})
+    assert (err.value.field, err.value.rule) == ("metadata", "keys must be strings (tuple is not)")
+
+
+def nest(levels: int, leaf):
+    value = leaf
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+def test_nesting_is_kept_to_the_limit_and_cut_one_past_it():
+    stored, paths = cleaned(nest(MAX_DEPTH + 1, "leaf"))
+    assert stored == nest(MAX_DEPTH + 1, "leaf") and paths == []
+    stored, paths = cleaned(nest(MAX_DEPTH + 2, "leaf"))
+    assert stored == nest(MAX_DEPTH + 1, TOO_DEEP)
+    assert paths == ["metadata" + ".k" * (MAX_DEPTH + 1)]
+
+
+def test_a_value_shared_twice_is_not_a_cycle_but_a_real_cycle_is_cut():
+    shared = {"n": [1, 2]}
+    assert cleaned({"a": shared, "b": shared}) == ({"a": shared, "b": shared}, [])
+    loop: dict = {"n": 1}
+    loop["self"] = loop
+    stored, paths = cleaned({"loop": loop})
+    assert stored == {"loop": {"n": 1, "self": CYCLE}}
+    assert paths == ["metadata.loop.self"]
+
+
+def test_paths_grow_until_200_characters_then_stay_put():
+    key = "a" * 190  # "metadata." + 190 = 199 characters: one more step is still named
+    stored, paths = cleaned({key: {"x": "\x00"}})
+    assert paths == [f"metadata.{key}.x"]
+    key = "a" * 191  # 200 characters: the path stops growing
+    stored, paths = cleaned({key: {"x": "\x00"}})
+    assert paths == [f"metadata.{key}"]
+    stored, paths = cleaned({"a" * 190: ["\x00"]})
+    assert paths == [f"metadata.{'a' * 190}[0]"]
+    stored, paths = cleaned({"a" * 191: ["\x00"]})
+    assert paths == [f"metadata.{'a' * 191}"]
+
+
+def test_at_most_fifty_repairs_are_reported():
+    stored, paths = cleaned({f"k{i:02d}": "\x00" for i in range(60)})
+    assert len(paths) == 50
+    assert all(value == REPLACEMENT for value in stored.values())
+
+
+def test_pairs_are_redacted_by_name_whatever_the_value():
+    headers = [["Authorization", 12345], ("X-Api-Key", None), ["password\x00", "hunter2"], ["Accept", "*/*"]]
+    stored, paths = cleaned({"headers": headers}, redact_keys=("authorization", "api_key", "password"))
+    assert stored == {
+        "headers": [
+            ["Authorization", REDACTED],
+            ["X-Api-Key", REDACTED],
+            [f"password{REPLACEMENT}", REDACTED],
+            ["Accept", "*/*"],
+        ]
+    }
+    assert paths == ["metadata.headers[2]"]
+
+
+@pytest.mark.parametrize("key", ["X-Api-Key", "apiKey", "API_KEY", "x_api-key", "my-api_key-2"])
+def test_sensitive_keys_match_whatever_their_case_dashes_and_underscores(key):
+    assert sensitive_matcher(("api_key",))(key)
+    assert sensitive_matcher(("Api-Key",))(key)
+    assert cleaned({key: "secret"}, redact_keys=("api_key",)) == ({key: REDACTED}, [])
+
+
+@pytest.mark.parametrize("key", ["api", "key", "apikye", "a-p-i"])
+def test_other_keys_are_kept(key):
+    assert not sensitive_matcher(("api_key",))(key)
+    assert cleaned({key: "value"}, redact_keys=("api_key",)) == ({key: "value"}, [])
