@@ -60,8 +60,18 @@ def test_poison_is_isolated_and_the_rest_lands(pipeline):
     errors = sorted(f["error"] for f in failed)
     assert errors[0].startswith("entry: is not valid JSON")
     assert any("event_type" in f["error"] for f in failed)
-    assert all(f["failed_at"] and f["attempts"] >= 1 and f["entry"] for f in failed)
+    assert all(f["failed_at"].endswith("+00:00") and f["attempts"] >= 1 and f["entry"] for f in failed)
+    assert all(len(f["id"]) == 12 and int(f["id"], 16) >= 0 for f in failed)  # what `failed requeue` takes
     assert runtime.queue.inflight_count() == 0
+
+
+def test_an_entry_that_is_not_even_utf8_is_kept_readable_in_the_failed_list(pipeline):
+    app, audit, runtime, drainer = pipeline
+    runtime.queue.push([b"\xff\xfe{broken", build_event("ok").to_entry()])
+    result = drainer.drain_once(10)
+    assert (result.inserted, result.failed) == (1, 1)
+    (record,) = [json.loads(raw) for raw in runtime.queue.client.lrange(runtime.queue.failed_key, 0, -1)]
+    assert record["entry"] == "\ufffd\ufffd{broken"
 
 
 def test_database_outage_keeps_events_in_redis(make_app, any_redis, tmp_path):

@@ -312,3 +312,28 @@ def test_log_redacts_with_the_configured_keys_through_the_users_path(make_app, f
     with app2.app_context():
         audit2.log("y", metadata={"plain": "p", "apiKey": "kept"})
     assert queued(audit2.runtime(app2))[-1]["metadata"] == {"plain": "[REDACTED]", "apiKey": "kept"}
+
+
+def test_critical_says_on_one_line_why_each_fallback_failed(make_app, tmp_path):
+    """Database, Redis and spool all failing: one AuditWriteError, one line per cause."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from flask_audit import AuditWriteError
+
+    (tmp_path / "a-file").write_text("")
+    app, audit = make_app(
+        redis_client=redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0)),
+        AUDIT_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
+        AUDIT_SPOOL_PATH=str(tmp_path / "a-file" / "spool.jsonl"),
+        create_schema=False,
+    )
+    with app.app_context(), pytest.raises(AuditWriteError) as err:
+        audit.critical("permanent_ban_applied", user_id="8")
+    message = str(err.value)
+    assert "\n" not in message and "  " not in message
+    assert message.startswith("critical event ") and " not stored: database: " in message
+    causes = message.split(" not stored: ", 1)[1].split("; ")
+    assert [cause.split(": ", 1)[0] for cause in causes] == ["database", "redis", "spool"]
+    assert "127.0.0.1" in causes[0] and "Errno" in causes[2]

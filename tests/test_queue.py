@@ -102,3 +102,12 @@ def test_large_batches_are_claimed_whole(make_queue):
     batch = queue.claim(12000)
     assert batch.entries == entries
     assert queue.inflight_count() == 12000
+
+
+def test_every_claimed_batch_counts_as_in_flight_until_settled(make_queue):
+    queue = make_queue()
+    queue.push([f"e{i}".encode() for i in range(10)])
+    batches = [queue.claim(3) for _ in range(3)]
+    assert queue.inflight_count() == 9 and queue.depth() == 1
+    queue.settle(batches[0], inserted=3, batch_ms=1.0)
+    assert queue.inflight_count() == 6

@@ -62,8 +62,21 @@ def test_purge_removes_only_rows_past_retention(store):
     old = datetime.now(timezone.utc) - timedelta(days=91)
     store.insert([build_event("old", created_at=old + timedelta(seconds=i)) for i in range(7)])
     store.insert([build_event("new")])
-    assert store.purge_older_than(90, chunk=3) == 7
+    assert store.purge_before(datetime.now(timezone.utc) - timedelta(days=90), chunk=3) == 7
     assert [row.event_type for row in store.recent()] == ["new"]
+
+
+def test_a_row_created_exactly_at_the_cutoff_is_kept_and_not_counted(store):
+    cutoff = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    store.insert(
+        [
+            build_event("before", created_at=cutoff - timedelta(microseconds=1)),
+            build_event("at", created_at=cutoff),
+        ]
+    )
+    assert store.count_older_than(cutoff) == 1
+    assert store.purge_before(cutoff, chunk=10) == 1
+    assert [row.event_type for row in store.recent()] == ["at"]
 
 
 def test_postgres_schema_uses_native_types_and_indexes(pg_url):

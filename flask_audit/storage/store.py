@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -186,10 +186,6 @@ class AuditStore:
         """Every stored event_id (tests and ledgers)."""
         with self.translate():
             return [str(row[0]) for row in self.model.select(self.model.event_id).tuples()]
-
-    def purge_older_than(self, days: int, chunk: int = 5000) -> int:
-        """Delete rows older than ``days``; returns rows deleted."""
-        return self.purge_before(datetime.now(timezone.utc) - timedelta(days=days), chunk=chunk)
 
     def count_older_than(self, cutoff: datetime) -> int:
         with self.translate():
