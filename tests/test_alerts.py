@@ -3,6 +3,7 @@ webhook is a real HTTP server on loopback, and a slow one does not hold up the c
 
 import json
 import logging
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,11 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
-from flask_audit.monitoring.alerts import AlertState, decide
+from flask_audit.monitoring.alerts import Alerter, AlertState, decide
 from flask_audit.monitoring.health import Finding
 from flask_audit.pipeline.clock import Clock
 from flask_audit.pipeline.drain import Drainer
 from flask_audit.pipeline.tasks import declare
+from tests.processes import wait_for
 
 BACKLOG = Finding(
     "queue_backed_up", "critical", 6843, 5000, "Audit queue backed up! Queue length: 6843", "Scale workers"
@@ -83,7 +85,7 @@ class Hook:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self):
         self.server.shutdown()
@@ -152,7 +154,7 @@ def test_cooldown_passed_alerts_again(make_app, fake_redis, hook):
 
 
 def test_a_slow_webhook_does_not_hold_up_the_clock(make_app, fake_redis):
-    slow = Hook(delay=2.0)
+    slow = Hook(delay=1.0)
     try:
         app, audit, runtime, clock = clock_for(make_app, fake_redis, slow.url)
         backlog(app, audit)
@@ -173,7 +175,10 @@ def test_a_dead_webhook_is_logged_not_raised(make_app, fake_redis, caplog, monke
     with caplog.at_level(logging.ERROR, logger="flask_audit.monitoring.alerts"):
         clock.alert()
         clock.alerter.join()
-    assert "alert webhook failed" in caplog.text
+    assert re.search(
+        r"alert webhook failed after 3 attempts \(.*refused.*\): 🚨 CRITICAL: Audit queue backed up! Queue length: 5",
+        caplog.text,
+    )
 
 
 def test_webhook_posts_are_signed_and_timestamped(make_app, fake_redis, hook):
@@ -225,7 +230,7 @@ def test_a_webhook_that_redirects_is_not_followed(make_app, fake_redis, hook, ca
             clock.alert()
             clock.alerter.join()
         assert redirecting.attempts == 3 and hook.received == []  # never sent where it pointed
-        assert "redirect" in caplog.text
+        assert f"HTTP Error 307: redirect to {hook.url} refused" in caplog.text
     finally:
         redirecting.close()
 
@@ -270,3 +275,66 @@ def test_every_job_the_readme_promises_is_registered_with_the_scheduler(make_app
     assert jobs["audit-tick"].trigger.interval.total_seconds() == 0.5
     retention = {f.name: str(f) for f in jobs["audit-retention"].trigger.fields}
     assert (retention["hour"], retention["minute"]) == ("3", "17")
+
+
+DROPPED = Finding("events_dropped", "warning", 5, 0, "Events being dropped! Total dropped: 5", "More workers")
+
+
+def test_firing_critical_alerts_log_at_critical_and_the_rest_at_warning(fake_redis, caplog):
+    alerter = Alerter(fake_redis, "alerts", None, cooldown=600)
+    with caplog.at_level(logging.DEBUG, logger="flask_audit.monitoring.alerts"):
+        alerter.evaluate([BACKLOG, DROPPED], now=1000)
+        alerter.evaluate([], now=1001)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("CRITICAL", "🚨 CRITICAL: Audit queue backed up! Queue length: 6843"),
+        ("WARNING", "⚠️  WARNING: Events being dropped! Total dropped: 5"),
+        ("WARNING", "✅ RESOLVED: Audit queue backed up! Queue length: 6843"),
+        ("WARNING", "✅ RESOLVED: Events being dropped! Total dropped: 5"),
+    ]
+
+
+def senders():
+    return [t for t in threading.enumerate() if t.name == "audit-alert-webhook"]
+
+
+def test_one_daemon_thread_sends_the_webhooks_and_a_full_backlog_is_logged(fake_redis, caplog, monkeypatch):
+    """Notices wait in a bounded outbox for one background sender; past the bound they are
+    logged as not sent, and the clock never waits."""
+    monkeypatch.setattr("flask_audit.monitoring.alerts.WEBHOOK_BACKLOG", 1)
+    gate = threading.Event()
+    sent: list[str] = []
+
+    def post(url, body, secret=None):
+        gate.wait(10)
+        sent.append(body["rule"])
+        return 200
+
+    monkeypatch.setattr("flask_audit.monitoring.alerts.post_json", post)
+    before = len(senders())
+    alerter = Alerter(fake_redis, "alerts", "http://127.0.0.1:9/hook", cooldown=600)
+    third = Finding("high_failure_rate", "critical", 60, 50, "High failure rate! Failures: 60/min", "Check")
+    with caplog.at_level(logging.ERROR, logger="flask_audit.monitoring.alerts"):
+        alerter.evaluate([BACKLOG], now=1)  # taken by the sender, which waits at the gate
+        wait_for(lambda: alerter._outbox.empty(), 5, "the sender to take the first notice")
+        alerter.evaluate([BACKLOG, DROPPED], now=2)  # fills the outbox of one
+        alerter.evaluate([BACKLOG, DROPPED, third], now=3)
+    assert len(senders()) == before + 1 and all(t.daemon for t in senders())
+    gate.set()
+    alerter.join()
+    assert sent == ["queue_backed_up", "events_dropped"]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        "alert webhook backlog full, not sent: 🚨 CRITICAL: High failure rate! Failures: 60/min"
+    ]
+
+
+def test_join_gives_up_after_its_timeout_and_leaves_no_thread_that_blocks_exit(fake_redis, monkeypatch):
+    gate = threading.Event()
+    monkeypatch.setattr("flask_audit.monitoring.alerts.post_json", lambda *a, **k: gate.wait(10))
+    alerter = Alerter(fake_redis, "alerts", "http://127.0.0.1:9/hook", cooldown=600)
+    alerter.evaluate([BACKLOG], now=1)
+    started = time.monotonic()
+    alerter.join(timeout=0.2)
+    assert 0.2 <= time.monotonic() - started < 2
+    blocking = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+    assert blocking == []
+    gate.set()
