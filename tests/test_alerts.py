@@ -271,10 +271,34 @@ def test_every_job_the_readme_promises_is_registered_with_the_scheduler(make_app
         "audit-housekeeping",
         "audit-retention",
     }
-    assert jobs["audit-alerts"].trigger.interval.total_seconds() == 7
-    assert jobs["audit-tick"].trigger.interval.total_seconds() == 0.5
+    intervals = {
+        name: job.trigger.interval.total_seconds() for name, job in jobs.items() if name != "audit-retention"
+    }
+    assert intervals == {
+        "audit-elect": 2,
+        "audit-tick": 0.5,
+        "audit-reap": 5,  # a third of the 30 s visibility timeout, at most 5 s
+        "audit-housekeeping": 30,
+        "audit-alerts": 7,
+    }
     retention = {f.name: str(f) for f in jobs["audit-retention"].trigger.fields}
     assert (retention["hour"], retention["minute"]) == ("3", "17")
+    # each job runs alone, a late run is folded into one, and a run missed by up to 30 s still runs
+    assert {(j.max_instances, j.coalesce, j.misfire_grace_time) for j in jobs.values()} == {(1, True, 30)}
+
+
+@pytest.mark.parametrize(("visibility", "reap_every"), [(1, 0.5), (6, 2), (12, 4), (3600, 5)])
+def test_the_reaper_runs_three_times_per_visibility_timeout_between_half_a_second_and_five(
+    make_app, fake_redis, visibility, reap_every
+):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    app, audit = make_app(redis_client=fake_redis, AUDIT_VISIBILITY_TIMEOUT_SECONDS=visibility)
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    scheduler = BackgroundScheduler(timezone="UTC")
+    Clock(runtime, broker, declare(broker, runtime)).schedule(scheduler)
+    assert scheduler.get_job("audit-reap").trigger.interval.total_seconds() == reap_every
 
 
 DROPPED = Finding("events_dropped", "warning", 5, 0, "Events being dropped! Total dropped: 5", "More workers")

@@ -1,5 +1,8 @@
 """The Dramatiq actor and the clock, in-process with StubBroker and Worker."""
 
+import logging
+import re
+
 import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
@@ -85,8 +88,11 @@ class FlakyStore:
         self.store.close()
 
 
-def test_database_outage_retries_with_backoff_and_loses_nothing(make_app, fake_redis, tmp_path):
-    app, audit = make_app(redis_client=fake_redis)
+def test_database_outage_retries_with_backoff_and_loses_nothing(make_app, fake_redis, tmp_path, caplog):
+    """Three refusals: three retries, each delay within AUDIT_RETRY_MAX_BACKOFF_SECONDS (uncapped,
+    the third would wait 4 to 8 s), then every event lands."""
+    caplog.set_level(logging.INFO, logger="dramatiq")
+    app, audit = make_app(redis_client=fake_redis, AUDIT_RETRY_MAX_BACKOFF_SECONDS=1)
     runtime = audit.runtime(app)
     flaky = FlakyStore(runtime.store, outages=3)
     runtime.__dict__["store"] = flaky
@@ -105,5 +111,7 @@ def test_database_outage_retries_with_backoff_and_loses_nothing(make_app, fake_r
         worker.stop()
         broker.close()
     assert flaky.attempts == 4  # three refusals, retried with back-off, then success
+    delays = [int(m) for m in re.findall(r"Retrying message \S+ in (\d+) milliseconds", caplog.text)]
+    assert len(delays) == 3 and all(500 <= d <= 1000 for d in delays)
     assert sorted(flaky.store.event_ids()) == sorted(ids)
     assert runtime.queue.failed_length() == 0 and runtime.queue.depth() == 0
