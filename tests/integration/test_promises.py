@@ -142,3 +142,55 @@ def test_the_nightly_retention_job_purges_and_creates_the_months_ahead(make_app,
     assert [r.event_type for r in store.recent(10)] == ["recent"]
     assert next_month in existing_partitions(store)
     assert partition_name(month_start(old.year, old.month)) not in existing_partitions(store)
+
+
+def test_the_named_lists_the_dramatiq_queue_and_the_api_prefix_are_used(make_app, key_prefix, pg_url):
+    """AUDIT_QUEUE_KEY, AUDIT_FAILED_KEY, AUDIT_DRAMATIQ_QUEUE and AUDIT_API_URL_PREFIX, set
+    together: events wait in the named list, rejects go to the named failed list, the clock's
+    drains go to the named Dramatiq queue, and the query API answers under the named prefix."""
+    from dramatiq import Worker
+    from dramatiq.brokers.stub import StubBroker
+
+    from flask_audit.pipeline.tasks import declare
+
+    client = redis.Redis.from_url(REDIS_URL)
+    queue_key, failed_key = f"{key_prefix}events-waiting", f"{key_prefix}events-rejected"
+    app, audit = make_app(
+        redis_client=client,
+        AUDIT_KEY_PREFIX=key_prefix,
+        AUDIT_DATABASE_URL=pg_url,
+        AUDIT_QUEUE_KEY=queue_key,
+        AUDIT_FAILED_KEY=failed_key,
+        AUDIT_DRAMATIQ_QUEUE="audit-elsewhere",
+        AUDIT_API_URL_PREFIX="/internal/audit",
+        AUDIT_API_TOKEN="t0ken",
+    )
+    runtime = audit.runtime(app)
+    with app.app_context():
+        ids = [audit.log("api_key_created", user_id=str(i)) for i in range(3)]
+    assert client.llen(queue_key) == 3 and not client.exists(f"{key_prefix}queue")
+    client.rpush(queue_key, b"{not json")
+
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    actors = declare(broker, runtime)
+    clock = Clock(runtime, broker, actors)
+    clock.elect()
+    assert clock.tick() == 1
+    assert set(broker.queues) >= {"audit-elsewhere"} and "audit" not in broker.queues
+    worker = Worker(broker, worker_timeout=50)
+    worker.start()
+    try:
+        broker.join("audit-elsewhere", timeout=20_000)
+        worker.join()
+    finally:
+        worker.stop()
+        broker.close()
+    assert client.llen(queue_key) == 0 and client.llen(failed_key) == 1
+    assert not client.exists(f"{key_prefix}failed")
+
+    web = app.test_client()
+    headers = {"Authorization": "Bearer t0ken"}
+    assert web.get("/api/v1/audit-logs", headers=headers).status_code == 404
+    body = web.get("/internal/audit?user_id=1", headers=headers).json
+    assert [row["event_id"] for row in body["items"]] == [ids[1]]
