@@ -4,6 +4,7 @@ webhook is a real HTTP server on loopback, and a slow one does not hold up the c
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,16 @@ def test_decide_fires_once_repeats_after_cooldown_and_resolves():
 def test_health_only_findings_do_not_alert():
     other = Finding("failed_events", "warning", 3, 0, "3 events rejected", "Inspect them")
     assert decide([other], {}, now=1, cooldown=600) == ([], {})
+    notices, state = decide([other, BACKLOG], {}, now=1, cooldown=600)  # nor stop the ones that do
+    assert [n.rule for n in notices] == ["queue_backed_up"] and set(state) == {"queue_backed_up"}
+
+
+def test_a_resolved_notice_names_the_rule_and_keeps_its_severity():
+    _, state = decide([BACKLOG], {}, now=1, cooldown=600)
+    assert state["queue_backed_up"].severity == "critical"
+    (notice,), _ = decide([], state, now=2, cooldown=600)
+    assert (notice.status, notice.rule, notice.severity) == ("resolved", "queue_backed_up", "critical")
+    assert notice.payload()["severity"] == "critical"
 
 
 def test_warning_text_matches_the_original_design():
@@ -175,9 +186,10 @@ def test_a_dead_webhook_is_logged_not_raised(make_app, fake_redis, caplog, monke
     with caplog.at_level(logging.ERROR, logger="flask_audit.monitoring.alerts"):
         clock.alert()
         clock.alerter.join()
-    assert re.search(
+    (message,) = [m for m in caplog.messages if m.startswith("alert webhook")]
+    assert re.fullmatch(
         r"alert webhook failed after 3 attempts \(.*refused.*\): 🚨 CRITICAL: Audit queue backed up! Queue length: 5",
-        caplog.text,
+        message,
     )
 
 
@@ -205,6 +217,7 @@ def test_an_unsigned_webhook_carries_no_signature_header(make_app, fake_redis, h
     clock.alerter.join()
     ((_body, headers),) = hook.raw
     assert "X-Audit-Signature" not in headers
+    assert (headers["Content-Type"], headers["User-Agent"]) == ("application/json", "flask-audit")
 
 
 def test_a_failing_webhook_is_retried_twice_with_back_off(make_app, fake_redis, monkeypatch):
@@ -247,8 +260,37 @@ def test_a_webhook_that_is_not_http_is_a_configuration_error(make_app, fake_redi
 def test_post_json_refuses_other_schemes_even_if_called_directly():
     from flask_audit.monitoring.alerts import post_json
 
-    with pytest.raises(ValueError, match="http or https"):
+    with pytest.raises(ValueError) as err:
         post_json("file:///etc/passwd", {"text": "x"})
+    assert str(err.value) == "the alert webhook must be an http or https URL"
+
+
+@pytest.mark.parametrize(
+    "url", ["https://127.0.0.1:1/hook", "HTTPS://127.0.0.1:1/hook", "Http://127.0.0.1:1/h"]
+)
+def test_post_json_takes_https_and_any_spelling_of_the_scheme(url):
+    import urllib.error
+
+    from flask_audit.monitoring.alerts import post_json
+
+    with pytest.raises(urllib.error.URLError):  # it tried: nothing listens on port 1
+        post_json(url, {"text": "x"})
+
+
+def test_a_webhook_that_never_answers_times_out(monkeypatch):
+    from flask_audit.monitoring.alerts import post_json
+
+    monkeypatch.setattr("flask_audit.monitoring.alerts.WEBHOOK_TIMEOUT", 0.2)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection, never answers
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            post_json(f"http://127.0.0.1:{silent.getsockname()[1]}/hook", {"text": "x"})
+        assert time.monotonic() - started < 2
+    finally:
+        silent.close()
 
 
 def test_every_job_the_readme_promises_is_registered_with_the_scheduler(make_app, fake_redis):

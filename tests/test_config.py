@@ -118,3 +118,9 @@ def test_every_declared_key_is_read_by_the_package():
     used = set(re.findall(r"config\.([a-z_]+)", source))
     unread = sorted(key.name for key in KEYS if key.attr not in used)
     assert unread == []
+
+
+def test_an_empty_secret_is_refused_with_the_way_to_turn_it_off(tmp_path):
+    with pytest.raises(AuditConfigError) as err:
+        load_config(Flask("cfg", instance_path=str(tmp_path)), {"AUDIT_API_TOKEN": ""})
+    assert str(err.value) == "AUDIT_API_TOKEN: must be a non-empty string when set (unset it to turn it off)"

@@ -152,6 +152,15 @@ def test_dashboard_data_reports_the_database_truly(make_app, fake_redis):
     assert "127.0.0.1" not in str(body)
 
 
+def test_dashboard_data_without_a_token_still_asks_the_database(make_app, fake_redis, any_db_url):
+    """No token: no events are shown, but the database is still pinged, truly."""
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url)
+    audit.runtime(app).metrics.heartbeat("w1")
+    body = app.test_client().get("/api/v1/monitoring/dashboard/data").json
+    assert body["services"] == {"redis": "connected", "database": "connected"}
+    assert body["health"]["status"] == "healthy" and body["critical_events"] is None
+
+
 def test_the_critical_events_query_reads_the_partial_index(make_app, fake_redis, pg_url):
     app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url)
     store = audit.runtime(app).store

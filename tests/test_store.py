@@ -143,3 +143,17 @@ def test_a_redelivered_batch_mixed_with_new_events(store):
     rows, statements = store.write_batch([e.to_row() for e in again])
     assert rows == 2 and store.count() == 5
     assert statements == (2 if store.is_postgres else 1)  # COPY refused, then staging + INSERT
+
+
+def test_times_read_back_in_utc_whatever_the_sessions_time_zone(pg_url):
+    """A connection whose session is in another zone gets the same instant back, in UTC."""
+    AuditStore(pg_url).create_schema()
+    store = AuditStore(pg_url + "?options=-c%20TimeZone%3DAsia%2FKolkata")
+    at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=timezone.utc)
+    store.insert([build_event("x", created_at=at)])
+    (row,) = store.recent(1)
+    assert row.created_at == at and row.created_at.utcoffset() == timedelta(0)
+    with store.database.cursor() as cur:
+        cur.execute("SHOW TimeZone")
+        assert cur.fetchone()[0] == "Asia/Kolkata"  # the session really was elsewhere
+    store.close()

@@ -192,7 +192,7 @@ class AuditStore:
             return self.model.select().where(self.model.created_at < cutoff).count()
 
     def purge_before(
-        self, cutoff: datetime, chunk: int = 5000, progress: Callable[[int], Any] | None = None
+        self, cutoff: datetime, *, chunk: int, progress: Callable[[int], Any] | None = None
     ) -> int:
         """Delete rows created before ``cutoff``, ``chunk`` rows per statement and transaction, so
         locks stay short and the table stays usable; returns rows deleted."""

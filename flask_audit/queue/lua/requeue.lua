@@ -5,11 +5,13 @@
 local ids
 if ARGV[2] == "due" then
   ids = redis.call("ZRANGEBYSCORE", KEYS[2], "-inf", ARGV[3], "LIMIT", 0, 100)
-else
+elseif ARGV[2] == "ids" then
   ids = {}
   for i = 3, #ARGV do
     ids[#ids + 1] = ARGV[i]
   end
+else
+  return redis.error_reply("requeue: mode must be 'due' or 'ids'")
 end
 local returned = 0
 for _, id in ipairs(ids) do
