@@ -19,6 +19,7 @@ import redis
 from flask import Flask
 
 from flask_audit import FlaskAudit, safety
+from flask_audit.events import sanitize
 from tests import cluster
 from tests.processes import Process, python
 
@@ -100,6 +101,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
         elif not needs_server and "/tests/faults/" not in path:
             item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> None:
+    """The repair caches (sensitive keys, canonical addresses) start empty in every test, so a
+    test exercises the code itself and not a result an earlier test left in a cache (mutation
+    runs fork every mutant from a process whose caches are warm)."""
+    sanitize.sensitive_matcher.cache_clear()
+    sanitize._canonical_ip.cache_clear()
 
 
 # -- Redis ----------------------------------------------------------------------------------------

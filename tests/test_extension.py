@@ -339,3 +339,34 @@ def test_critical_says_on_one_line_why_each_fallback_failed(make_app, tmp_path):
     assert "127.0.0.1" in causes[0] and "Errno" in causes[2]
     # psycopg2's two-line message, on one line with single spaces
     assert "Connection refused Is the server running on that host" in causes[0]
+
+
+def test_each_critical_fallback_is_counted_where_operators_look(make_app, fake_redis, monkeypatch):
+    """Database down: the priority list, counted as critical_fallback. Redis down too: the spool,
+    counted as spooled once Redis answers again. The counts reach the totals /metrics reads."""
+    import redis
+
+    app, audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
+        create_schema=False,
+    )
+    runtime = audit.runtime(app)
+    with app.app_context():
+        first = audit.critical("permanent_ban_applied", user_id="7")
+    assert first.encode() in fake_redis.lindex(runtime.queue.priority_key, 0)
+    assert runtime.metrics.snapshot().totals["critical_fallback"] == 1
+
+    def down(*args, **kwargs):
+        raise redis.ConnectionError("redis is down")
+
+    monkeypatch.setattr(runtime.queue, "push_priority", down)
+    monkeypatch.setattr(runtime.metrics, "incr", down)
+    with app.app_context():
+        second = audit.critical("permanent_ban_applied", user_id="8")
+    assert runtime.spool.pending() == 1
+    monkeypatch.undo()
+    runtime.write_path.counts.flush()
+    totals = runtime.metrics.snapshot().totals
+    assert (totals["critical_fallback"], totals["spooled"], totals["critical"]) == (1, 1, 0)
+    assert second != first

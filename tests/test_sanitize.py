@@ -41,6 +41,15 @@ class Colour(enum.Enum):
     BELL = "ring\x07"
 
 
+class Switch(enum.Enum):
+    ON = True
+    NOTHING = None
+
+
+class Ratio(float):
+    pass
+
+
 def test_64_bit_integers_are_kept_and_larger_ones_become_text():
     values = {"min": MIN_INT, "max": MAX_INT, "sub_min": Count(MIN_INT), "sub_max": Count(MAX_INT)}
     assert cleaned(values) == ({"min": MIN_INT, "max": MAX_INT, "sub_min": MIN_INT, "sub_max": MAX_INT}, [])
@@ -162,3 +171,27 @@ def test_sensitive_keys_match_whatever_their_case_dashes_and_underscores(key):
 def test_other_keys_are_kept(key):
     assert not sensitive_matcher(("api_key",))(key)
     assert cleaned({key: "value"}, redact_keys=("api_key",)) == ({key: "value"}, [])
+
+
+def test_enum_values_are_stored_as_their_values_repaired():
+    stored, paths = cleaned(
+        {"colour": Colour.RED, "bell": Colour.BELL, "on": Switch.ON, "none": Switch.NOTHING}
+    )
+    assert stored == {"colour": "red", "bell": f"ring{REPLACEMENT}", "on": True, "none": None}
+    assert type(stored["on"]) is bool
+    assert paths == ["metadata.bell"]
+
+
+def test_a_float_subclass_is_stored_as_a_float_and_its_infinity_by_name():
+    stored, paths = cleaned({"half": Ratio(0.5), "all": Ratio("inf")})
+    assert stored == {"half": 0.5, "all": "Infinity"} and type(stored["half"]) is float
+    assert paths == ["metadata.all"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [("fe80::1%eth0", "fe80::1"), ("fe80::1%eth0%x", "fe80::1"), ("FE80::0001%1", "fe80::1"), ("::1", "::1")],
+)
+def test_the_zone_id_is_dropped_from_the_first_percent_sign(sent, stored):
+    event = build_event("x", ip_address=sent)
+    assert event.ip_address == stored

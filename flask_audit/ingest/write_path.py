@@ -57,28 +57,28 @@ class WritePath:
                 return self._write_through(entries[accepted:], counter="overflow")
         return self._write_through(entries, counter="write_through")
 
-    def write_critical(self, event: AuditEvent) -> str:
+    def write_critical(self, event: AuditEvent) -> None:
         """Store a critical event before returning: the database, else the priority list, else
         the spool. Raises ``AuditWriteError`` only when all three fail."""
         errors: list[str] = []
         try:
             self.runtime.store.insert([event])
             self.counts.add("critical")
-            return "stored"
+            return
         except AuditError as exc:
             errors.append(f"database: {_one_line(exc)}")
         entry = event.to_entry()
         try:
             self.runtime.queue.push_priority(entry)
             self.counts.add("critical_fallback")
-            return "queued"
+            return
         except redis.RedisError as exc:
             self.runtime.breaker.record_failure()
             errors.append(f"redis: {_one_line(exc)}")
         try:
             self.runtime.spool.append(entry)
             self.counts.add("spooled")
-            return "spooled"
+            return
         except OSError as exc:
             errors.append(f"spool: {_one_line(exc)}")
         raise AuditWriteError(f"critical event {event.event_id} not stored: " + "; ".join(errors))
