@@ -32,3 +32,8 @@ def test_tiers_parse_from_the_environment_form():
 )
 def test_drains_cover_the_depth_and_stay_bounded(depth, size, pending, max_pending, expected):
     assert drains_to_send(depth, size, pending, max_pending) == expected
+
+
+def test_a_depth_below_the_first_tier_gets_the_first_tiers_size():
+    tiers = parse_tiers("1000:300,100:50")
+    assert [batch_size_for(depth, tiers) for depth in (0, 99, 100, 999, 1000)] == [50, 50, 50, 50, 300]

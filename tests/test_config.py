@@ -124,3 +124,13 @@ def test_an_empty_secret_is_refused_with_the_way_to_turn_it_off(tmp_path):
     with pytest.raises(AuditConfigError) as err:
         load_config(Flask("cfg", instance_path=str(tmp_path)), {"AUDIT_API_TOKEN": ""})
     assert str(err.value) == "AUDIT_API_TOKEN: must be a non-empty string when set (unset it to turn it off)"
+
+
+def test_the_declaration_and_auditconfig_are_checked_against_each_other(monkeypatch):
+    from flask_audit import config
+
+    config._check_declaration()  # as shipped: one attribute per key, one key per attribute
+    monkeypatch.setattr(config, "KEYS", (*config.KEYS, config.Key("AUDIT_NOT_AN_ATTRIBUTE", None, "x")))
+    with pytest.raises(RuntimeError) as err:
+        config._check_declaration()
+    assert str(err.value) == "config declaration and AuditConfig differ: ['not_an_attribute']"

@@ -95,3 +95,12 @@ def test_database_outage_keeps_events_in_redis(make_app, any_redis, tmp_path):
     healthy.create_schema()
     assert Drainer(runtime.queue, healthy).drain_all(100).inserted == 5
     assert sorted(healthy.event_ids()) == sorted(ids)
+
+
+def test_drain_all_adds_up_every_batch(pipeline):
+    app, audit, runtime, drainer = pipeline
+    good = [build_event("ok", user_id=i) for i in range(6)]
+    entries = [e.to_entry() for e in good[:3]] + [b"{bad"] + [e.to_entry() for e in good[3:]] + [b"{bad"]
+    runtime.queue.push(entries)
+    total = drainer.drain_all(4)  # two batches, one poison entry in each
+    assert (total.claimed, total.inserted, total.failed) == (8, 6, 2)
