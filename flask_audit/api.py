@@ -1,4 +1,5 @@
-"""The query API: GET /api/v1/audit-logs (filters, keyset cursor) and GET .../<event_id>.
+"""The query API: GET /api/v1/audit-logs (filters, keyset cursor), GET .../<event_id> and
+GET .../<event_id>/proof.
 
 Off (404) unless AUDIT_API_TOKEN is set or FlaskAudit was given an ``authorize`` callback; wrong or
 missing credentials get 401 with no detail.
@@ -14,6 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from flask_audit.errors import AuditError, AuditValidationError
+from flask_audit.integrity import proofs
 from flask_audit.runtime import current_runtime
 from flask_audit.storage.query import (
     EQUALITY_FILTERS,
@@ -62,7 +64,7 @@ def list_logs() -> Any:
     return jsonify({"items": [to_dict(row) for row in rows], "next_cursor": next_cursor})
 
 
-def get_log(event_id: str) -> Any:
+def _row(event_id: str) -> Any:
     try:
         key = uuid.UUID(event_id)
     except ValueError:
@@ -73,7 +75,20 @@ def get_log(event_id: str) -> Any:
         row = model.get_or_none(model.event_id == key)
     if row is None:
         abort(404)
-    return jsonify(to_dict(row))
+    return row
+
+
+def get_log(event_id: str) -> Any:
+    return jsonify(to_dict(_row(event_id)))
+
+
+def get_proof(event_id: str) -> Any:
+    """The event's proof of inclusion in a seal (see flask_audit.integrity.proofs)."""
+    proof = proofs.build(_store(), _row(event_id).id)
+    if proof is None:
+        interval = current_runtime().config.seal_interval_seconds
+        return jsonify({"error": f"not sealed yet: rows are sealed every {interval:g} s"}), 409
+    return jsonify(proof)
 
 
 def _unavailable(exc: AuditError) -> Any:
@@ -95,4 +110,5 @@ def api_blueprint() -> Blueprint:
     bp.register_error_handler(AuditError, _unavailable)
     bp.add_url_rule("", "list_logs", list_logs, methods=["GET"])
     bp.add_url_rule("/<event_id>", "get_log", get_log, methods=["GET"])
+    bp.add_url_rule("/<event_id>/proof", "get_proof", get_proof, methods=["GET"])
     return bp

@@ -79,7 +79,7 @@ class Key:
     name: str
     default: Any
     doc: str
-    kind: str = "str"  # str, secret, int, float, bool, choice, tiers, keys
+    kind: str = "str"  # str, secret, secrets, int, float, bool, choice, tiers, keys
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
@@ -119,7 +119,11 @@ class Key:
             return f"{_num(self.minimum)} – {_num(self.maximum)}"
         if self.minimum is not None:
             return f"≥ {_num(self.minimum)}"
-        return {"bool": "true / false", "secret": "non-empty, or unset"}.get(self.kind, "")
+        return {
+            "bool": "true / false",
+            "secret": "non-empty, or unset",
+            "secrets": "non-empty, comma-separated",
+        }.get(self.kind, "")
 
 
 def _num(value: float) -> str:
@@ -160,6 +164,13 @@ def _as_secret(key: Key, value: Any) -> str:
     return value
 
 
+def _as_secrets(key: Key, value: Any) -> tuple[str, ...]:
+    """Several secrets, comma-separated (or a list): none of them may be empty."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    secrets = tuple(_as_secret(key, item.strip() if isinstance(item, str) else item) for item in items)
+    return secrets
+
+
 def _as_choice(key: Key, value: Any) -> str | None:
     text = value if isinstance(value, str) else None
     if text not in key.choices:
@@ -171,6 +182,7 @@ def _as_choice(key: Key, value: Any) -> str | None:
 _PARSERS: dict[str, Callable[[Key, Any], Any]] = {
     "str": _as_str,
     "secret": _as_secret,
+    "secrets": _as_secrets,
     "int": _as_int,
     "float": _as_float,
     "bool": lambda key, value: parse_bool(key.name, value),
@@ -357,6 +369,34 @@ KEYS: tuple[Key, ...] = (
         "secret",
     ),
     Key("AUDIT_PURGE_CHUNK", 5000, "rows deleted per statement by retention purges", "int", 1, 1_000_000),
+    Key(
+        "AUDIT_SIGNING_KEY",
+        None,
+        "authenticates each seal (HMAC-SHA256); unset: seals are hashed and chained, not signed",
+        "secret",
+    ),
+    Key(
+        "AUDIT_SIGNING_KEYS_OLD",
+        None,
+        "earlier signing keys, comma-separated, so seals made before a rotation still verify",
+        "secrets",
+    ),
+    Key(
+        "AUDIT_SEAL_INTERVAL_SECONDS",
+        5,
+        "how often the clock seals the rows stored since the last seal",
+        "float",
+        0.1,
+        3600,
+    ),
+    Key(
+        "AUDIT_VERIFY_INTERVAL_SECONDS",
+        300,
+        "how often the clock verifies the latest seals and their rows (0: never)",
+        "float",
+        0,
+        86400,
+    ),
 )
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 
@@ -401,6 +441,10 @@ class AuditConfig:
     alert_interval_seconds: float
     monitoring_token: str | None
     purge_chunk: int
+    signing_key: str | None
+    signing_keys_old: tuple[str, ...] | None
+    seal_interval_seconds: float
+    verify_interval_seconds: float
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:

@@ -16,6 +16,7 @@ from flask_audit.ingest.breaker import CircuitBreaker
 from flask_audit.ingest.buffer import EventBuffer
 from flask_audit.ingest.spool import Spool
 from flask_audit.ingest.write_path import WritePath
+from flask_audit.integrity.seals import Signer
 from flask_audit.monitoring.metrics import Metrics
 from flask_audit.queue.embedded import embedded_redis_url
 from flask_audit.queue.redis_queue import AuditQueue
@@ -86,6 +87,11 @@ class AuditRuntime:
     @cached_property
     def store(self) -> AuditStore:
         return AuditStore(self.config.database_url, partitioned=self.config.partitioning == "monthly")
+
+    @cached_property
+    def signer(self) -> Signer:
+        """Signs new seals with AUDIT_SIGNING_KEY; verifies with it and AUDIT_SIGNING_KEYS_OLD."""
+        return Signer(self.config.signing_key, self.config.signing_keys_old)
 
     # -- the write path ------------------------------------------------------------------------
 

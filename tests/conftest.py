@@ -184,7 +184,9 @@ def pg_url(pg_database: str) -> str:
     conn = psycopg2.connect(pg_database)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS audit_logs, audit_schema_migrations CASCADE")
+        # a connection an earlier test leaked must fail this test, not hang the whole run
+        cur.execute("SET lock_timeout = '20s'")
+        cur.execute("DROP TABLE IF EXISTS audit_logs, audit_schema_migrations, audit_seals CASCADE")
     conn.close()
     return pg_database
 

@@ -298,7 +298,11 @@ def test_every_job_the_readme_promises_is_registered_with_the_scheduler(make_app
     from apscheduler.schedulers.background import BackgroundScheduler
 
     app, audit = make_app(
-        redis_client=fake_redis, AUDIT_ALERT_INTERVAL_SECONDS=7, AUDIT_DRAIN_INTERVAL_SECONDS=0.5
+        redis_client=fake_redis,
+        AUDIT_ALERT_INTERVAL_SECONDS=7,
+        AUDIT_DRAIN_INTERVAL_SECONDS=0.5,
+        AUDIT_SEAL_INTERVAL_SECONDS=3,
+        AUDIT_VERIFY_INTERVAL_SECONDS=60,
     )
     runtime = audit.runtime(app)
     broker = StubBroker()
@@ -311,6 +315,8 @@ def test_every_job_the_readme_promises_is_registered_with_the_scheduler(make_app
         "audit-reap",
         "audit-alerts",
         "audit-housekeeping",
+        "audit-seal",
+        "audit-verify",
         "audit-retention",
     }
     intervals = {
@@ -322,11 +328,24 @@ def test_every_job_the_readme_promises_is_registered_with_the_scheduler(make_app
         "audit-reap": 5,  # a third of the 30 s visibility timeout, at most 5 s
         "audit-housekeeping": 30,
         "audit-alerts": 7,
+        "audit-seal": 3,
+        "audit-verify": 60,
     }
     retention = {f.name: str(f) for f in jobs["audit-retention"].trigger.fields}
     assert (retention["hour"], retention["minute"]) == ("3", "17")
     # each job runs alone, a late run is folded into one, and a run missed by up to 30 s still runs
     assert {(j.max_instances, j.coalesce, j.misfire_grace_time) for j in jobs.values()} == {(1, True, 30)}
+
+
+def test_no_periodic_verification_when_its_interval_is_zero(make_app, fake_redis):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    app, audit = make_app(redis_client=fake_redis, AUDIT_VERIFY_INTERVAL_SECONDS=0)
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    scheduler = BackgroundScheduler(timezone="UTC")
+    Clock(runtime, broker, declare(broker, runtime)).schedule(scheduler)
+    assert "audit-verify" not in {job.id for job in scheduler.get_jobs()}
 
 
 @pytest.mark.parametrize(("visibility", "reap_every"), [(1, 0.5), (6, 2), (12, 4), (3600, 5)])

@@ -17,7 +17,16 @@ from flask_audit.pipeline.clock import Clock, run_clock
 from flask_audit.pipeline.tasks import declare
 from tests.processes import wait_for
 
-JOBS = {"audit-elect", "audit-tick", "audit-reap", "audit-housekeeping", "audit-alerts", "audit-retention"}
+JOBS = {
+    "audit-elect",
+    "audit-tick",
+    "audit-reap",
+    "audit-housekeeping",
+    "audit-alerts",
+    "audit-seal",
+    "audit-verify",
+    "audit-retention",
+}
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import orjson
 from flask.cli import with_appcontext
 
 from flask_audit.cli.operate import register as register_operator_commands
+from flask_audit.cli.verify import verify_command
 from flask_audit.monitoring.health import assess, thresholds_of
 from flask_audit.pipeline.batching import batch_size_for
 from flask_audit.pipeline.drain import Drainer
@@ -117,3 +118,4 @@ def replay_spool() -> None:
 
 
 register_operator_commands(audit_cli)
+audit_cli.add_command(verify_command)

@@ -14,6 +14,7 @@ from flask.cli import with_appcontext
 from flask_audit.cli.escaping import csv_cell, for_terminal
 from flask_audit.errors import AuditValidationError
 from flask_audit.events.event import FIELDS
+from flask_audit.integrity.sealer import checkpoint
 from flask_audit.queue.failed import FailedList
 from flask_audit.runtime import current_runtime
 from flask_audit.storage.query import EQUALITY_FILTERS, count, parse_filters, stream, to_dict
@@ -103,6 +104,7 @@ def purge(days: int | None, dry_run: bool, yes: bool) -> None:
         return
     if not yes and sys.stdin.isatty():
         click.confirm(f"Delete {total} row(s)?", abort=True)
+    checkpoint(store, runtime.signer, cutoff)  # the chain records the purge before it happens
     with click.progressbar(length=total, label="purging", file=sys.stderr) as bar:
         result = expire(store, cutoff, chunk=runtime.config.purge_chunk, progress=bar.update)
     if result.partitions_dropped:

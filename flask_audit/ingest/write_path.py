@@ -28,16 +28,15 @@ class WritePath:
         self.counts = PendingCounts(lambda: runtime.metrics, runtime.breaker)
         self._replay_lock = threading.Lock()
 
-    def submit(self, event: AuditEvent) -> str:
+    def submit(self, event: AuditEvent) -> None:
         """Queue one event (or buffer it, in buffered mode), else write it through, else spool
-        it; never raises. Returns where it went: queued, buffered, dropped, stored, spooled or
-        lost (the disk refused too)."""
+        it; never raises. Where it went shows in the counters (/metrics)."""
         if self.runtime.config.buffered:
             self.runtime.buffer.add(event.to_entry())
-            return "buffered"
-        return self.push_entries([event.to_entry()])
+            return
+        self.push_entries([event.to_entry()])
 
-    def push_entries(self, entries: list[bytes]) -> str:
+    def push_entries(self, entries: list[bytes]) -> None:
         """Queue ``entries`` in one round trip; what the cap refuses follows the overflow policy,
         and when Redis is down they are written through or spooled. Never raises."""
         if self.runtime.breaker.allow():
@@ -51,11 +50,10 @@ class WritePath:
                     self._replay_spool_in_background()
                 if accepted == len(entries):
                     self.counts.flush()
-                    return "queued"
-                if self.runtime.config.overflow_policy == "drop":
-                    return "dropped"
-                return self._write_through(entries[accepted:], counter="overflow")
-        return self._write_through(entries, counter="write_through")
+                elif self.runtime.config.overflow_policy == "direct":  # "drop": the queue counted them
+                    self._write_through(entries[accepted:], counter="overflow")
+                return
+        self._write_through(entries, counter="write_through")
 
     def write_critical(self, event: AuditEvent) -> None:
         """Store a critical event before returning: the database, else the priority list, else
@@ -91,6 +89,7 @@ class WritePath:
         if rest and self.runtime.config.overflow_policy == "direct":
             self.runtime.store.write_batch([decode_entry(raw) for raw in rest])
             self.counts.add("overflow", len(rest))
+        # "drop": the queue's cap script counted what it refused, as for any other push
 
     def replay_spool(self) -> int:
         """Deliver whatever the spool holds; returns how many entries were delivered."""
@@ -107,16 +106,16 @@ class WritePath:
         except Exception as exc:  # the spool keeps what was not delivered
             safety.swallowed(exc, "spool replay")
 
-    def _write_through(self, entries: list[bytes], counter: str) -> str:
+    def _write_through(self, entries: list[bytes], counter: str) -> None:
         try:
             self.runtime.store.write_batch([decode_entry(raw) for raw in entries])
         except AuditError as exc:
             safety.swallowed(exc, "database write-through")
-            return self.spool_entries(entries)
+            self.spool_entries(entries)
+            return
         self.counts.add(counter, len(entries))
-        return "stored"
 
-    def spool_entries(self, entries: list[bytes]) -> str:
+    def spool_entries(self, entries: list[bytes]) -> None:
         """The last resort: the local spool file; logged at ERROR with the events if even that fails."""
         try:
             for entry in entries:
@@ -124,9 +123,8 @@ class WritePath:
         except OSError as exc:
             safety.swallowed(exc, "spool append")
             safety.logger.error("flask_audit: event lost, no store would take it: %r", entries)
-            return "lost"
+            return
         self.counts.add("spooled", len(entries))
-        return "spooled"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from flask_audit.config import AuditConfig
 from flask_audit.monitoring.metrics import Snapshot
 
-#: the rules that alert (the original design's three); the other findings only show in health
-ALERT_RULES = ("queue_backed_up", "high_failure_rate", "events_dropped")
+#: the rules that alert (the original design's three, and a failed verification of the seals);
+#: the other findings only show in health
+ALERT_RULES = ("queue_backed_up", "high_failure_rate", "events_dropped", "integrity_violation")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,17 @@ def findings(snapshot: Snapshot, thresholds: Thresholds) -> list[Finding]:
                 1,
                 "No audit worker is running",
                 "Start a worker: `dramatiq flask_audit.worker` (FLASK_APP set).",
+            )
+        )
+    if snapshot.integrity_problems > 0:
+        found.append(
+            Finding(
+                "integrity_violation",
+                "critical",
+                snapshot.integrity_problems,
+                0,
+                f"Integrity violation! {snapshot.integrity_problems} problems in the latest seals",
+                "Run `flask audit verify` to see which rows and seals; treat it as a security incident.",
             )
         )
     if snapshot.overflow_last_minute > 0:

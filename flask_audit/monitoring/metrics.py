@@ -45,6 +45,12 @@ class Snapshot:
     totals: dict[str, int] = field(default_factory=dict)
     dropped_last_minute: int = 0
     overflow_last_minute: int = 0
+    #: the clock's last verification: the last seal it verified, the problems it found, the rows
+    #: not sealed yet, and when (seconds since the epoch; 0: never)
+    integrity_last_seal: int = 0
+    integrity_problems: int = 0
+    unsealed_rows: int = 0
+    integrity_verified_at: float = 0.0
     #: batch durations: histogram field ("le:0.05", "count", "sum") -> value
     batch_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -62,6 +68,7 @@ class Metrics:
         self.config = config
         self.totals_key = config.key("metrics")
         self.workers_key = config.key("workers")
+        self.integrity_key = config.key("integrity")
 
     def incr(self, amounts: Mapping[str, int]) -> None:
         """Add to totals (and to the current bucket, for the per-minute figures), in one round trip."""
@@ -150,9 +157,14 @@ class Metrics:
             pipe.llen(self.config.failed_key)
             pipe.hgetall(self.workers_key)
             pipe.hgetall(self.config.key("batch_seconds"))
+            pipe.hgetall(self.integrity_key)
             for key in buckets:
                 pipe.hgetall(key)
-            totals_raw, queue_len, priority_len, failed_len, workers, histogram, *bucket_rows = pipe.execute()
+            results = pipe.execute()
+        totals_raw, queue_len, priority_len, failed_len, workers, histogram, integrity_raw, *bucket_rows = (
+            results
+        )
+        integrity = {k.decode(): float(v) for k, v in integrity_raw.items()}
         totals = {k.decode(): int(float(v)) for k, v in totals_raw.items()}
         minute: dict[str, float] = {}
         for row in bucket_rows:
@@ -176,4 +188,20 @@ class Metrics:
             dropped_last_minute=int(minute.get("dropped", 0)),
             overflow_last_minute=int(minute.get("overflow", 0)),
             batch_seconds={k.decode(): float(v) for k, v in histogram.items()},
+            integrity_last_seal=int(integrity.get("last_seal", 0)),
+            integrity_problems=int(integrity.get("problems", 0)),
+            unsealed_rows=int(integrity.get("unsealed_rows", 0)),
+            integrity_verified_at=integrity.get("verified_at", 0.0),
+        )
+
+    def record_integrity(self, last_seal: int, problems: int, unsealed_rows: int) -> None:
+        """The clock's verification of the latest seals, for health, alerts and /metrics."""
+        self.client.hset(
+            self.integrity_key,
+            mapping={
+                "last_seal": last_seal,
+                "problems": problems,
+                "unsealed_rows": unsealed_rows,
+                "verified_at": f"{time.time():.3f}",
+            },
         )

@@ -1,5 +1,6 @@
 """The clock: APScheduler jobs that send drains sized by depth, reap stuck batches, evaluate the
-alert rules, replay the spool, prune heartbeats and expire old rows. One clock leads at a time,
+alert rules, replay the spool, prune heartbeats, seal new rows, verify the latest seals and expire
+old rows. One clock leads at a time,
 elected through Redis."""
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ import dramatiq
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from flask_audit.integrity.canonical import count_after
+from flask_audit.integrity.sealer import checkpoint, seal_pending
+from flask_audit.integrity.seals import create_table as create_seals_table
+from flask_audit.integrity.seals import latest as latest_seal
+from flask_audit.integrity.verify import Report, verify
 from flask_audit.monitoring.alerts import Alerter, Notice
 from flask_audit.monitoring.health import findings, thresholds_of
 from flask_audit.pipeline.batching import batch_size_for, drains_to_send
@@ -28,6 +34,8 @@ logger = logging.getLogger(__name__)
 REAP_INTERVAL = 5
 #: seconds between two leadership renewals, and the lease is three of them
 LEAD_INTERVAL = 2
+#: seals the periodic verification walks back from the latest (each holds up to 4,096 rows)
+VERIFY_RECENT_SEALS = 100
 
 
 class Clock:
@@ -48,6 +56,7 @@ class Clock:
             secret=config.alert_webhook_secret,
         )
         self._lead = runtime.background_redis.register_script(lua_script("lead.lua"))
+        self._seals_ready = False
 
     def elect(self) -> bool:
         """Take or renew the leadership; only the leader's jobs do anything."""
@@ -103,15 +112,38 @@ class Clock:
         snapshot = self.runtime.background_metrics.snapshot()
         return self.alerter.evaluate(findings(snapshot, thresholds_of(self.runtime.config)), time.time())
 
+    def seal(self) -> int:
+        """Seal the rows stored since the last seal (those audit.critical wrote too)."""
+        if not self.is_leader:
+            return 0
+        if not self._seals_ready:
+            create_seals_table(self.runtime.store)  # a database not migrated yet still gets sealed
+            self._seals_ready = True
+        return seal_pending(self.runtime.store, self.runtime.signer)
+
+    def verify(self) -> Report | None:
+        """Verify the latest seals and their rows; record the result (health, alerts, /metrics)."""
+        if not self.is_leader:
+            return None
+        store = self.runtime.store
+        latest = latest_seal(store)
+        first = max(1, (latest.seq if latest else 1) - VERIFY_RECENT_SEALS + 1)
+        report = verify(store, self.runtime.signer, from_seq=first)
+        for problem in report.problems:
+            logger.error("integrity: %s: %s", problem.kind, problem.detail)
+        unsealed = count_after(store, latest.last_row_id if latest else 0)
+        self.runtime.background_metrics.record_integrity(report.last_seq, len(report.problems), unsealed)
+        return report
+
     def purge(self) -> int:
         """Expire rows older than AUDIT_RETENTION_DAYS; when partitioned, also create the months
         ahead. Returns the rows deleted."""
         if not self.is_leader:
             return 0
         store, days = self.runtime.store, self.runtime.config.retention_days
-        result = expire(
-            store, datetime.now(timezone.utc) - timedelta(days=days), chunk=self.runtime.config.purge_chunk
-        )
+        cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+        checkpoint(store, self.runtime.signer, cutoff)  # the chain records the purge before it happens
+        result = expire(store, cutoff, chunk=self.runtime.config.purge_chunk)
         logger.info(
             "retention: %d rows older than %d days purged; partitions dropped: %s",
             result.rows_deleted,
@@ -157,6 +189,21 @@ class Clock:
             id="audit-alerts",
             **common,
         )
+        scheduler.add_job(
+            self._safely(self.seal),
+            "interval",
+            seconds=self.runtime.config.seal_interval_seconds,
+            id="audit-seal",
+            **common,
+        )
+        if self.runtime.config.verify_interval_seconds > 0:
+            scheduler.add_job(
+                self._safely(self.verify),
+                "interval",
+                seconds=self.runtime.config.verify_interval_seconds,
+                id="audit-verify",
+                **common,
+            )
         scheduler.add_job(self._safely(self.purge), "cron", hour=3, minute=17, id="audit-retention", **common)
 
     @staticmethod

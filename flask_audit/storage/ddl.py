@@ -9,3 +9,32 @@ MIGRATIONS_TABLE = "audit_schema_migrations"
 CRITICAL_INDEX = f"{TABLE_NAME}_critical_created_at"
 CRITICAL_INDEX_COLUMNS = "(created_at)"
 CRITICAL_INDEX_WHERE = "event_category = 'critical'"
+#: the seals: one row per sealed range of audit_logs (or per retention checkpoint), chained
+SEALS_TABLE = "audit_seals"
+#: the advisory lock inserts share and the sealer takes alone (see flask_audit.integrity.sealer)
+INSERT_LOCK_KEY = 0x41554453  # "AUDS"
+
+
+def seals_table_sql(postgres: bool) -> str:
+    blob = "BYTEA" if postgres else "BLOB"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {SEALS_TABLE} ("
+        " seq BIGINT PRIMARY KEY,"
+        " kind VARCHAR(16) NOT NULL,"
+        " first_row_id BIGINT NOT NULL,"
+        " last_row_id BIGINT NOT NULL,"
+        " row_count INTEGER NOT NULL,"
+        " root CHAR(64) NOT NULL,"
+        f" leaves {blob},"
+        " purged_before VARCHAR(40),"
+        " prev_hash CHAR(64) NOT NULL,"
+        " sealed_at VARCHAR(40) NOT NULL,"
+        " key_id VARCHAR(16),"
+        " mac CHAR(64),"
+        " hash CHAR(64) NOT NULL)"
+    )
+
+
+def seals_index_sql() -> str:
+    """Finding the seal of a row (proofs) without a scan."""
+    return f"CREATE INDEX IF NOT EXISTS {SEALS_TABLE}_last_row_id ON {SEALS_TABLE} (last_row_id)"

@@ -28,6 +28,8 @@ from flask_audit.storage.ddl import (
     CRITICAL_INDEX_WHERE,
     MIGRATIONS_TABLE,
     TABLE_NAME,
+    seals_index_sql,
+    seals_table_sql,
 )
 from flask_audit.storage.partitions import DEFAULT_PARTITION, existing_partitions, is_partitioned
 from flask_audit.storage.store import AuditStore
@@ -53,9 +55,15 @@ def _critical_index(store: AuditStore) -> None:
     create_index(store, CRITICAL_INDEX, CRITICAL_INDEX_COLUMNS, where=CRITICAL_INDEX_WHERE)
 
 
+def _seals_table(store: AuditStore) -> None:
+    store.database.execute_sql(seals_table_sql(store.is_postgres))
+    store.database.execute_sql(seals_index_sql())
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit_logs as release 0.1.0 created it", _baseline),
     Migration(2, "partial index on critical rows (the dashboard's latest critical events)", _critical_index),
+    Migration(3, "audit_seals: the chain of seals over audit_logs (tamper evidence)", _seals_table),
 )
 
 

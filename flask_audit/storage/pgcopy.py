@@ -16,9 +16,13 @@ import orjson
 import peewee
 
 from flask_audit.events import schema
+from flask_audit.storage.ddl import INSERT_LOCK_KEY
 
 FIELDS = schema.NAMES
 
+#: every insert transaction shares this lock; the sealer takes it alone for an instant, and then
+#: knows that no row below the highest id it sees can still commit (see integrity.sealer)
+_SHARE_INSERT_LOCK = f"SELECT pg_advisory_xact_lock_shared({INSERT_LOCK_KEY})"
 #: SQLSTATE of a unique violation
 UNIQUE_VIOLATION = "23505"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -84,6 +88,7 @@ def copy_insert(
     try:
         with database.atomic(), peewee.__exception_wrapper__:
             cursor = database.connection().cursor()
+            cursor.execute(_SHARE_INSERT_LOCK)
             cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", copy_text(rows))
             return cursor.rowcount, 1
     except peewee.IntegrityError as exc:
@@ -92,6 +97,7 @@ def copy_insert(
     staging = f"{table}_staging"
     with database.atomic(), peewee.__exception_wrapper__:
         cursor = database.connection().cursor()
+        cursor.execute(_SHARE_INSERT_LOCK)
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS)"
             " ON COMMIT DELETE ROWS"

@@ -17,7 +17,14 @@ from playhouse.db_url import connect
 from flask_audit.errors import AuditError, RejectedError, TransientStoreError
 from flask_audit.events import schema
 from flask_audit.events.event import AuditEvent
-from flask_audit.storage.ddl import CRITICAL_INDEX, CRITICAL_INDEX_COLUMNS, CRITICAL_INDEX_WHERE, TABLE_NAME
+from flask_audit.storage.ddl import (
+    CRITICAL_INDEX,
+    CRITICAL_INDEX_COLUMNS,
+    CRITICAL_INDEX_WHERE,
+    TABLE_NAME,
+    seals_index_sql,
+    seals_table_sql,
+)
 from flask_audit.storage.partitions import create_partitioned_schema
 from flask_audit.storage.pgcopy import copy_insert
 
@@ -152,6 +159,8 @@ class AuditStore:
                 f"CREATE INDEX IF NOT EXISTS {CRITICAL_INDEX} ON {TABLE_NAME} {CRITICAL_INDEX_COLUMNS}"
                 f" WHERE {CRITICAL_INDEX_WHERE}"
             )
+            self.database.execute_sql(seals_table_sql(self.is_postgres))
+            self.database.execute_sql(seals_index_sql())
 
     def insert(self, events: Sequence[AuditEvent]) -> int:
         """Insert ``events`` in one transaction, skipping event_ids already stored.

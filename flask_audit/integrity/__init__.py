@@ -1,0 +1,1 @@
+"""Tamper evidence: the canonical row, Merkle trees, seals, verification and proofs."""

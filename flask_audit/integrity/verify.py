@@ -1,0 +1,212 @@
+"""Walking the chain of seals and every row under them; what ``flask audit verify`` reports.
+
+Per seal: its seq follows the previous one, it names the previous seal's hash, its own hash is
+right, its MAC is the signing key's, and its leaves give its root. Per row in a seal's range: its
+leaf is the seal's; a leaf without its row is a deleted row (unless a later checkpoint purged rows
+that old); a row without a leaf was inserted afterwards. Rows above the last seal are counted as
+not yet sealed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from flask_audit.integrity import seals
+from flask_audit.integrity.canonical import count_after, micros, rows_between
+from flask_audit.integrity.merkle import leaf_hash, root
+from flask_audit.integrity.seals import CHECKPOINT, GENESIS, Seal, Signer
+from flask_audit.storage.store import AuditStore
+
+
+@dataclass(frozen=True)
+class Problem:
+    #: row_changed, row_deleted, row_inserted, seal_changed, seal_missing, chain_broken,
+    #: seal_forged, seal_unknown_key, seal_unsigned
+    kind: str
+    seal: int | None
+    detail: str
+    event_id: str | None = None
+    row_id: int | None = None
+
+
+@dataclass
+class Report:
+    rows: int = 0
+    seals: int = 0
+    unsigned: int = 0
+    unsealed_rows: int = 0
+    last_seq: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        text = f"{self.rows} rows in {self.seals} seals verified"
+        if self.unsigned:
+            text += f" ({self.unsigned} seals unsigned: no AUDIT_SIGNING_KEY when they were made)"
+        if self.unsealed_rows:
+            text += f"; {self.unsealed_rows} rows not sealed yet"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "rows": self.rows,
+            "seals": self.seals,
+            "unsigned_seals": self.unsigned,
+            "unsealed_rows": self.unsealed_rows,
+            "last_seq": self.last_seq,
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+
+def verify(
+    store: AuditStore,
+    signer: Signer,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    from_seq: int | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> Report:
+    """Verify every seal (or those sealed between ``since`` and ``until``, ISO text, or from seal
+    ``from_seq`` on; anchored by the seal before them) and the rows they cover."""
+    report = Report()
+    seals.create_table(store)
+    previous = seals.before(store, from_seq) if from_seq is not None else _anchor(store, since)
+    checkpoints = _checkpoints(store)
+    signed_seen = False
+    for seal in seals.walk(store, (previous.seq + 1) if previous else 0, until):
+        report.seals += 1
+        report.last_seq = seal.seq
+        signed_seen = _check_seal(seal, previous, signer, report, signed_seen)
+        if seal.kind != CHECKPOINT:
+            purged = max((c.purged_before or "" for c in checkpoints if c.seq > seal.seq), default="")
+            _check_rows(store, seal, purged, report, progress)
+        previous = seal
+    if since is None and until is None and from_seq is None:
+        last_sealed = previous.last_row_id if previous else 0
+        report.unsealed_rows = count_after(store, last_sealed)
+        first_sealed = first.first_row_id if (first := seals.first(store)) else last_sealed + 1
+        for row in rows_between(store, -(2**62), first_sealed - 1):
+            report.problems.append(
+                Problem(
+                    "row_inserted",
+                    None,
+                    f"row {row.row_id} ({row.event_id}) is not covered by any seal",
+                    row.event_id,
+                    row.row_id,
+                )
+            )
+    return report
+
+
+def _anchor(store: AuditStore, since: str | None) -> Seal | None:
+    """The last seal before the window: trusted as the start of the chain checked."""
+    if since is None:
+        return None
+    p = store.database.param
+    with store.translate():
+        row = store.database.execute_sql(
+            f"SELECT min(seq) FROM {seals.SEALS_TABLE} WHERE sealed_at >= {p}", (since,)
+        ).fetchone()
+    first = row[0] if row and row[0] is not None else None
+    if first is None:  # nothing sealed since: the window is empty, anchored at the latest seal
+        return seals.latest(store)
+    return seals.before(store, int(first))
+
+
+def _checkpoints(store: AuditStore) -> list[Seal]:
+    p = store.database.param
+    with store.translate():
+        rows = store.database.execute_sql(
+            f"SELECT {seals.COLUMNS} FROM {seals.SEALS_TABLE} WHERE kind = {p}", (CHECKPOINT,)
+        ).fetchall()
+    return [seals._seal(row) for row in rows]
+
+
+def _check_seal(seal: Seal, previous: Seal | None, signer: Signer, report: Report, signed_seen: bool) -> bool:
+    def problem(kind: str, detail: str) -> None:
+        report.problems.append(Problem(kind, seal.seq, f"seal {seal.seq} {detail}"))
+
+    expected_seq = previous.seq + 1 if previous else 1
+    if seal.seq != expected_seq:
+        problem("seal_missing", f"follows seal {expected_seq - 1}: seals are missing")
+    if seal.prev_hash != (previous.hash if previous else GENESIS):
+        problem("chain_broken", "does not name the previous seal's hash")
+    if seal.computed_hash() != seal.hash:
+        problem("seal_changed", "was changed after it was made")
+    signature = signer.check(seal)
+    if signature == "unsigned":
+        report.unsigned += 1
+        if signed_seen:
+            problem("seal_unsigned", "is unsigned, after signed seals")
+    elif signature == "unknown key":
+        problem("seal_unknown_key", f"is signed by key {seal.key_id}, which is not configured")
+    elif signature == "forged":
+        problem("seal_forged", "has a MAC that the key does not give")
+    if seal.kind != CHECKPOINT:
+        leaves = seal.unpacked()
+        if len(leaves) != seal.row_count or root([leaf.hash for leaf in leaves]).hex() != seal.root:
+            problem("seal_changed", "has leaves that do not give its root")
+    return signed_seen or signature == "signed"
+
+
+def _check_rows(
+    store: AuditStore,
+    seal: Seal,
+    purged_before: str,
+    report: Report,
+    progress: Callable[[int], object] | None,
+) -> None:
+    expected = {leaf.row_id: leaf for leaf in seal.unpacked()}
+    cutoff_us = _micros_of(purged_before) if purged_before else None
+    seen = 0
+    for row in rows_between(store, seal.first_row_id - 1, seal.last_row_id):
+        seen += 1
+        leaf = expected.pop(row.row_id, None)
+        if leaf is None:
+            report.problems.append(
+                Problem(
+                    "row_inserted",
+                    seal.seq,
+                    f"row {row.row_id} ({row.event_id}) is in seal {seal.seq}'s range but not in the seal",
+                    row.event_id,
+                    row.row_id,
+                )
+            )
+        elif leaf.hash != leaf_hash(row.canonical):
+            now_holds = "" if row.event_id == leaf.event_id else f", now holding {row.event_id}"
+            report.problems.append(
+                Problem(
+                    "row_changed",
+                    seal.seq,
+                    f"row {row.row_id} ({leaf.event_id}) differs from what seal {seal.seq} sealed{now_holds}",
+                    leaf.event_id,
+                    row.row_id,
+                )
+            )
+        else:
+            report.rows += 1
+    for leaf in expected.values():
+        if cutoff_us is not None and leaf.created_us < cutoff_us:
+            continue  # purged by retention, as a later checkpoint records
+        report.problems.append(
+            Problem(
+                "row_deleted",
+                seal.seq,
+                f"row {leaf.row_id} ({leaf.event_id}) sealed in seal {seal.seq} is gone",
+                leaf.event_id,
+                leaf.row_id,
+            )
+        )
+    if progress is not None:
+        progress(seen)
+
+
+def _micros_of(text: str) -> int:
+    return micros(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc))

@@ -1,0 +1,294 @@
+"""Tamper evidence, tampered with for real: SQL against the table and the seals on SQLite and on
+the real PostgreSQL, then `flask audit verify` as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flask_audit.events import schema
+from flask_audit.integrity.sealer import seal_pending
+from flask_audit.integrity.seals import key_id, mac
+
+KEY = "seal-key-one"
+
+
+@pytest.fixture
+def sealed(make_app, fake_redis, any_db_url):
+    """An app whose 30 events are stored and sealed (in seals of 4,096: one seal, then more)."""
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url, AUDIT_SIGNING_KEY=KEY)
+    runtime = audit.runtime(app)
+    with app.app_context():
+        ids = [
+            audit.log(
+                "api_key_created",
+                user_id=str(i),
+                resource_type="key",
+                resource_id=f"k{i}",
+                description=f"key {i}",
+                metadata={"n": i, "tags": ["a", "b"], "nested": {"z": 1, "a": 0.5}},
+                ip_address="10.0.0.1",
+                user_agent="agent",
+                request_id=f"r{i}",
+            )
+            for i in range(30)
+        ]
+    runtime.write_path  # noqa: B018 - the queue is drained into the store below
+    from flask_audit.pipeline.drain import Drainer
+
+    Drainer(runtime.queue, runtime.store).drain_all(100)
+    assert seal_pending(runtime.store, runtime.signer) == 30
+    return app, audit, runtime, ids
+
+
+def sql(runtime, statement, params=()):
+    db = runtime.store.database
+    statement = statement.replace("%s", db.param)
+    with db.atomic():
+        return db.execute_sql(statement, params)
+
+
+def verify(app, *args):
+    result = app.test_cli_runner().invoke(args=["audit", "verify", *args])
+    return result.exit_code, result.output
+
+
+def row_id(runtime, event_id):
+    model = runtime.store.model
+    return model.get(model.event_id == event_id).id
+
+
+def test_an_untouched_log_verifies(sealed):
+    app, audit, runtime, ids = sealed
+    code, out = verify(app)
+    assert code == 0
+    assert out.strip().splitlines()[-1] == "intact: 30 rows in 1 seals verified"
+
+
+NEW_VALUES = {
+    "event_id": "00000000-0000-7000-8000-000000000001",
+    "created_at": "2020-01-01 00:00:00+00:00",
+    "event_type": "nothing_happened",
+    "event_category": "warning",
+    "user_id": "someone-else",
+    "resource_type": "other",
+    "resource_id": "k999",
+    "description": "edited",
+    "metadata": '{"n": 5, "tags": ["a", "b"], "nested": {"z": 1, "a": 0.5}, "x": 1}',
+    "ip_address": "10.0.0.2",
+    "user_agent": "other agent",
+    "request_id": "r-forged",
+}
+
+
+@pytest.mark.parametrize("column", schema.NAMES)
+def test_a_change_to_any_column_of_any_row_is_named(sealed, column):
+    app, audit, runtime, ids = sealed
+    target = row_id(runtime, ids[5])
+    value = NEW_VALUES[column]
+    if column == "event_id" and not runtime.store.is_postgres:
+        value = value.replace("-", "")
+    if column == "created_at" and not runtime.store.is_postgres:
+        value = "2020-01-01 00:00:00.000000+00:00"
+    sql(runtime, f"UPDATE audit_logs SET {column} = %s WHERE id = %s", (value, target))
+    code, out = verify(app)
+    assert code == 1
+    assert f"row_changed: row {target} ({ids[5]}) differs from what seal 1 sealed" in out
+    assert out.strip().splitlines()[-1] == "TAMPERED: 29 rows in 1 seals verified"
+
+
+def test_a_deleted_row_is_named(sealed):
+    app, audit, runtime, ids = sealed
+    target = row_id(runtime, ids[7])
+    sql(runtime, "DELETE FROM audit_logs WHERE id = %s", (target,))
+    code, out = verify(app, "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert [(p["kind"], p["event_id"], p["seal"]) for p in report["problems"]] == [("row_deleted", ids[7], 1)]
+
+
+def forge(runtime, row_id, event_id):
+    """A row as an attacker would write it: plausible values, under a chosen id."""
+    columns = ", ".join(["id", *schema.NAMES])
+    at = "2026-01-01 00:00:00+00:00" if runtime.store.is_postgres else "2026-01-01 00:00:00.000000+00:00"
+    eid = event_id if runtime.store.is_postgres else event_id.replace("-", "")
+    values = (row_id, eid, at, "api_key_created", "info", "42", None, None, None, None, None, None, None)
+    sql(runtime, f"INSERT INTO audit_logs ({columns}) VALUES ({', '.join(['%s'] * 13)})", values)
+
+
+FORGED = "00000000-0000-7000-8000-00000000f0f0"
+
+
+def test_a_row_slipped_into_a_gap_of_a_sealed_range_is_named(make_app, fake_redis, any_db_url):
+    """Ids have gaps (a rolled-back insert consumes one): a forged row there has no leaf."""
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url)
+    runtime = audit.runtime(app)
+    with app.app_context():
+        ids = [audit.critical("permanent_ban_applied", user_id=str(i)) for i in range(5)]
+    gap = row_id(runtime, ids[2])
+    sql(runtime, "DELETE FROM audit_logs WHERE id = %s", (gap,))  # before sealing: a gap, not tampering
+    seal_pending(runtime.store, runtime.signer)
+    assert verify(app)[0] == 0
+    forge(runtime, gap, FORGED)
+    code, out = verify(app)
+    assert code == 1
+    assert f"row_inserted: row {gap} ({FORGED}) is in seal 1's range but not in the seal" in out
+
+
+def test_a_forged_row_below_the_first_seal_is_named(sealed):
+    app, audit, runtime, ids = sealed
+    forge(runtime, 0, FORGED)
+    code, out = verify(app)
+    assert code == 1 and f"row_inserted: row 0 ({FORGED}) is not covered by any seal" in out
+
+
+def test_a_row_moved_to_another_id_is_named_by_what_was_sealed_there(sealed):
+    app, audit, runtime, ids = sealed
+    target = row_id(runtime, ids[3])
+    sql(runtime, "DELETE FROM audit_logs WHERE id = %s", (target,))
+    sql(runtime, "UPDATE audit_logs SET id = %s WHERE id = %s", (target, target + 1))
+    code, out = verify(app, "--json")
+    assert code == 1
+    problems = sorted((p["kind"], p["event_id"]) for p in json.loads(out)["problems"])
+    assert problems == sorted([("row_changed", ids[3]), ("row_deleted", ids[4])])
+
+
+def test_a_changed_seal_is_named(sealed):
+    app, audit, runtime, ids = sealed
+    sql(runtime, "UPDATE audit_seals SET row_count = 29 WHERE seq = 1")
+    code, out = verify(app)
+    assert code == 1 and "seal_changed: seal 1 was changed after it was made" in out
+
+
+def test_a_seal_rewritten_without_the_key_is_a_forgery(sealed):
+    """An attacker who knows the algorithm but not the key recomputes the hash, not the MAC."""
+    app, audit, runtime, ids = sealed
+    from flask_audit.integrity import seals
+
+    original = seals.latest(runtime.store)
+    forged = runtime.signer.__class__("not-the-key").seal(original)
+    sql(
+        runtime,
+        "UPDATE audit_seals SET mac = %s, key_id = %s WHERE seq = 1",
+        (mac("not-the-key", forged.hash), key_id(KEY)),
+    )
+    code, out = verify(app)
+    assert code == 1 and "seal_forged: seal 1 has a MAC that the key does not give" in out
+
+
+def test_more_seals_then_delete_and_reorder_them(make_app, fake_redis, any_db_url):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url, AUDIT_SIGNING_KEY=KEY)
+    runtime = audit.runtime(app)
+    for batch in range(3):
+        with app.app_context():
+            for i in range(5):
+                audit.critical("permanent_ban_applied", user_id=f"{batch}-{i}")
+        seal_pending(runtime.store, runtime.signer)
+    assert verify(app)[0] == 0
+    sql(runtime, "UPDATE audit_seals SET seq = 99 WHERE seq = 2")
+    sql(runtime, "UPDATE audit_seals SET seq = 2 WHERE seq = 3")
+    sql(runtime, "UPDATE audit_seals SET seq = 3 WHERE seq = 99")
+    code, out = verify(app)
+    assert code == 1 and "chain_broken: seal 2" in out and "seal_changed: seal 2" in out
+    sql(runtime, "DELETE FROM audit_seals WHERE seq = 2")
+    code, out = verify(app)
+    assert code == 1 and "seal_missing: seal 3 follows seal 1" in out
+
+
+def test_purged_rows_keep_the_chain_green_and_what_remains_is_still_watched(make_app, fake_redis, any_db_url):
+    from datetime import datetime, timedelta, timezone
+
+    from flask_audit.events.event import build_event
+
+    app, audit = make_app(
+        redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url, AUDIT_SIGNING_KEY=KEY, AUDIT_PURGE_CHUNK=3
+    )
+    runtime = audit.runtime(app)
+    old = datetime.now(timezone.utc) - timedelta(days=40)
+    runtime.store.insert([build_event("old", created_at=old, user_id=str(i)) for i in range(10)])
+    recent = [build_event("recent", user_id=str(i)) for i in range(5)]
+    runtime.store.insert(recent)
+    seal_pending(runtime.store, runtime.signer)
+    result = app.test_cli_runner().invoke(args=["audit", "purge", "--older-than", "30", "--yes"])
+    assert "deleted 10 row(s)" in result.output
+    code, out = verify(app)
+    assert code == 0 and out.strip().splitlines()[-1] == "intact: 5 rows in 2 seals verified"
+    sql(
+        runtime,
+        "UPDATE audit_logs SET description = 'edited' WHERE id = %s",
+        (row_id(runtime, recent[2].event_id),),
+    )
+    code, out = verify(app)
+    assert code == 1 and f"({recent[2].event_id}) differs from what seal 1 sealed" in out
+
+
+def test_deleting_young_rows_is_not_excused_by_a_checkpoint(make_app, fake_redis, any_db_url):
+    from datetime import datetime, timedelta, timezone
+
+    from flask_audit.events.event import build_event
+
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url)
+    runtime = audit.runtime(app)
+    runtime.store.insert([build_event("old", created_at=datetime.now(timezone.utc) - timedelta(days=40))])
+    with app.app_context():
+        ids = [audit.critical("permanent_ban_applied", user_id=str(i)) for i in range(4)]
+    seal_pending(runtime.store, runtime.signer)
+    purge = app.test_cli_runner().invoke(args=["audit", "purge", "--older-than", "30", "--yes"])
+    assert "deleted 1 row(s)" in purge.output  # a checkpoint now excuses rows older than 30 days
+    assert verify(app)[0] == 0
+    sql(runtime, "DELETE FROM audit_logs WHERE id = %s", (row_id(runtime, ids[1]),))
+    code, out = verify(app)
+    assert code == 1 and "row_deleted: row" in out and ids[1] in out
+
+
+def test_seals_survive_a_key_rotation_while_the_old_key_is_listed(make_app, fake_redis, any_db_url):
+    def app_with(**keys):
+        return make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url, **keys)
+
+    app, audit = app_with(AUDIT_SIGNING_KEY="key-2025")
+    with app.app_context():
+        audit.critical("permanent_ban_applied", user_id="1")
+    seal_pending(audit.runtime(app).store, audit.runtime(app).signer)
+    rotated, audit2 = app_with(AUDIT_SIGNING_KEY="key-2026", AUDIT_SIGNING_KEYS_OLD="key-2024,key-2025")
+    with rotated.app_context():
+        audit2.critical("permanent_ban_applied", user_id="2")
+    seal_pending(audit2.runtime(rotated).store, audit2.runtime(rotated).signer)
+    code, out = verify(rotated)
+    assert code == 0 and out.strip().splitlines()[-1] == "intact: 2 rows in 2 seals verified"
+    forgetful, _ = app_with(AUDIT_SIGNING_KEY="key-2026")
+    code, out = verify(forgetful)
+    assert code == 1
+    assert f"seal_unknown_key: seal 1 is signed by key {key_id('key-2025')}, which is not configured" in out
+
+
+def test_without_a_key_seals_are_chained_and_said_to_be_unsigned(make_app, fake_redis, any_db_url):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url)
+    runtime = audit.runtime(app)
+    with app.app_context():
+        audit.critical("permanent_ban_applied", user_id="1")
+    seal_pending(runtime.store, runtime.signer)
+    code, out = verify(app)
+    assert code == 0
+    assert out.strip().splitlines()[-1] == (
+        "intact: 1 rows in 1 seals verified (1 seals unsigned: no AUDIT_SIGNING_KEY when they were made)"
+    )
+
+
+def test_stripping_the_mac_of_a_signed_chain_is_named(sealed):
+    app, audit, runtime, ids = sealed
+    with app.app_context():
+        audit.critical("permanent_ban_applied", user_id="x")
+    seal_pending(runtime.store, runtime.signer)
+    sql(runtime, "UPDATE audit_seals SET mac = NULL, key_id = NULL WHERE seq = 2")
+    code, out = verify(app)
+    assert code == 1 and "seal_unsigned: seal 2 is unsigned, after signed seals" in out
+
+
+def test_rows_not_sealed_yet_are_counted_not_blamed(sealed):
+    app, audit, runtime, ids = sealed
+    with app.app_context():
+        audit.critical("permanent_ban_applied", user_id="x")
+    code, out = verify(app, "--json")
+    report = json.loads(out)
+    assert code == 0 and (report["rows"], report["unsealed_rows"]) == (30, 1)

@@ -1,0 +1,103 @@
+"""The write path's fallbacks one by one: what each swallows, where each event goes, what each
+counts, and the spool's replay into a queue that is full."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+DOWN_DB = "postgresql://postgres@127.0.0.1:1/none"
+
+
+def down_redis() -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+
+
+@pytest.mark.parametrize(("policy", "stored", "counted"), [("direct", 3, "overflow"), ("drop", 0, "dropped")])
+def test_a_spool_replayed_into_a_full_queue_follows_the_overflow_policy(
+    make_app, fake_redis, policy, stored, counted
+):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_MAX_QUEUE_LENGTH=2, AUDIT_OVERFLOW_POLICY=policy)
+    runtime = audit.runtime(app)
+    from flask_audit.events.event import build_event
+
+    for i in range(5):
+        runtime.spool.append(build_event("spooled", user_id=str(i)).to_entry())
+    assert runtime.write_path.replay_spool() == 5
+    assert runtime.queue.depth() == 2 and runtime.store.count() == stored
+    assert runtime.spool.pending() == 0
+    assert runtime.metrics.snapshot().totals[counted] == 3
+
+
+@pytest.mark.expect_swallowed
+def test_redis_and_the_database_down_the_event_waits_in_the_spool(make_app, swallowed_errors):
+    app, audit = make_app(redis_client=down_redis(), AUDIT_DATABASE_URL=DOWN_DB, create_schema=False)
+    runtime = audit.runtime(app)
+    with app.app_context():
+        event_id = audit.log("x")
+    assert [where for _, where in swallowed_errors] == ["redis push", "database write-through"]
+    assert runtime.spool.pending() == 1
+    with app.app_context():
+        audit.log("y")  # the breaker is open now: straight to the write-through, then the spool
+    assert [where for _, where in swallowed_errors][2:] == ["database write-through"]
+    assert runtime.spool.pending() == 2 and event_id
+
+
+@pytest.mark.expect_swallowed
+def test_when_even_the_spool_refuses_the_event_is_logged_whole(make_app, tmp_path, swallowed_errors, caplog):
+    (tmp_path / "a-file").write_text("")
+    app, audit = make_app(
+        redis_client=down_redis(),
+        AUDIT_DATABASE_URL=DOWN_DB,
+        AUDIT_SPOOL_PATH=str(tmp_path / "a-file" / "spool.jsonl"),
+        create_schema=False,
+    )
+    with app.app_context(), caplog.at_level(logging.ERROR, logger="flask_audit.safety"):
+        event_id = audit.log("x")
+    assert [where for _, where in swallowed_errors] == [
+        "redis push",
+        "database write-through",
+        "spool append",
+    ]
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert message.startswith("flask_audit: event lost, no store would take it: [b'{") and event_id in message
+
+
+@pytest.mark.expect_swallowed
+def test_redis_back_replays_the_spool_on_a_daemon_thread_whose_failure_is_swallowed(
+    make_app, fake_redis, monkeypatch, swallowed_errors
+):
+    from flask_audit.ingest import write_path as module
+
+    app, audit = make_app(redis_client=fake_redis)
+    runtime = audit.runtime(app)
+    from flask_audit.events.event import build_event
+
+    runtime.spool.append(build_event("spooled").to_entry())
+
+    def refuse(entries):
+        raise redis.ConnectionError("the background client cannot reach Redis yet")
+
+    monkeypatch.setattr(runtime.background_queue, "push", refuse)
+    runtime.breaker.record_failure()  # Redis was down
+    runtime.breaker._retry_at = 0  # and its cooldown is over
+    started: list[threading.Thread] = []
+
+    class Recorded(threading.Thread):
+        def start(self) -> None:
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(module.threading, "Thread", Recorded)
+    with app.app_context():
+        audit.log("x")  # succeeds: the breaker closes and the spool is replayed in the background
+    (thread,) = started
+    thread.join(5)
+    assert (thread.name, thread.daemon) == ("audit-spool-replay", True)
+    assert [where for _, where in swallowed_errors] == ["spool replay"]
+    assert runtime.spool.pending() == 1  # kept: it could not be delivered
