@@ -302,3 +302,72 @@ def test_the_model_the_ddl_and_the_copy_columns_follow_the_declaration():
     event = build_event("x", user_id="u", metadata={"a": 1})
     row = AuditLog(id=1, **event.to_row())
     assert list(to_dict(row)) == ["id", *schema.NAMES]
+
+
+def _entry(**changes):
+    import json as _json
+
+    from flask_audit.events.event import build_event as _build
+
+    data = _json.loads(_build("x", user_id="u").to_entry())
+    for key, value in changes.items():
+        if value is _DROP:
+            data.pop(key)
+        else:
+            data[key] = value
+    return _json.dumps(data).encode()
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"[1, 2]", "entry: must be a JSON object"),
+        (b"{bad", None),
+        (_entry(v=99), "v: entry version 99 is not understood"),
+        (_entry(v="1"), "v: entry version '1' is not understood"),
+        (_entry(colour="red"), "colour: is not an audit event field"),
+        (_entry(created_at="2026-01-01T00:00:00"), "created_at: must be timezone-aware"),
+        (_entry(created_at="yesterday"), "created_at: must be an ISO 8601 timestamp"),
+        (_entry(event_id="not-a-uuid"), "event_id: must be a UUID"),
+        (_entry(event_type=""), "event_type: is required: a non-empty string without NUL characters"),
+        (_entry(event_type="a\u0000b"), "event_type: is required: a non-empty string without NUL characters"),
+        (_entry(event_category="fatal"), "event_category: must be one of info, warning, critical"),
+        (_entry(user_id=42), "user_id: must be a string without NUL characters"),
+        (_entry(user_id="a\u0000b"), "user_id: must be a string without NUL characters"),
+        (_entry(metadata=[1]), "metadata: must be a JSON object (a dict)"),
+    ],
+)
+def test_what_the_drain_refuses_and_the_reason_the_failed_list_shows(raw, message):
+    """Each refusal, word for word: the failed list shows it to the operator who must fix it."""
+    from flask_audit.events.event import decode_entry
+
+    with pytest.raises(AuditValidationError) as err:
+        decode_entry(raw)
+    if message is None:
+        assert str(err.value).startswith("entry: is not valid JSON (")
+    else:
+        assert str(err.value) == message
+
+
+def test_an_older_entry_is_repaired_as_a_producer_would_now():
+    """0.1.0 entries lacked event_category, could be longer and kept IPv6 zone ids."""
+    from flask_audit.events.event import decode_entry
+
+    row = decode_entry(
+        _entry(
+            event_category=_DROP,
+            user_id="u" * 300,
+            description="d" * 2000,
+            ip_address="fe80::1%eth0",
+            metadata={"k": 1},
+        )
+    )
+    assert row["event_category"] == "info"
+    assert row["user_id"] == "u" * 255 and row["description"] == "d" * 2000
+    assert row["ip_address"] == "fe80::1" and row["metadata"] == {"k": 1}
+    long_v6 = "2001:0db8:0000:0000:0000:0000:0000:0001"  # 39 characters: kept as written
+    assert decode_entry(_entry(ip_address=long_v6))["ip_address"] == long_v6
+    assert decode_entry(_entry(ip_address="2001:0db8:0000:0000:0000:0000:0000:00001"))["ip_address"] is None

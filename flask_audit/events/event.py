@@ -110,10 +110,11 @@ def decode_entry(raw: bytes | str) -> dict[str, Any]:
         raise AuditValidationError(sorted(set(data) - FIELD_SET)[0], "is not an audit event field")
     created_at = data.get("created_at")
     try:
-        if datetime.fromisoformat(created_at).tzinfo is None:
-            raise AuditValidationError("created_at", "must be timezone-aware")
+        moment = datetime.fromisoformat(created_at)
     except (TypeError, ValueError):
         raise AuditValidationError("created_at", "must be an ISO 8601 timestamp") from None
+    if moment.tzinfo is None:  # outside the try: AuditValidationError is a ValueError too
+        raise AuditValidationError("created_at", "must be timezone-aware")
     event_id = data.get("event_id")
     if type(event_id) is not str or len(event_id) != 36 or event_id.count("-") != 4:
         raise AuditValidationError("event_id", "must be a UUID")
