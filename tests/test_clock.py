@@ -180,3 +180,59 @@ def test_an_interrupt_ends_run_clock_without_a_traceback(clocks, monkeypatch):
 
     monkeypatch.setattr(clock_module, "BlockingScheduler", Interrupted)
     run_clock(runtime, leader.broker, leader.actors)  # returns; a Ctrl-C is the normal way out
+
+
+def test_a_clock_leads_only_once_elected_and_says_when_it_takes_or_loses_the_lead(
+    make_app, fake_redis, caplog
+):
+    app, audit = make_app(redis_client=fake_redis)
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    actors = declare(broker, runtime)
+    first, second = Clock(runtime, broker, actors), Clock(runtime, broker, actors)
+    assert first.is_leader is False and first.tick() == 0  # not before it has won an election
+    lease = runtime.config.key("clock:leader")
+    with caplog.at_level(logging.INFO, logger="flask_audit.pipeline.clock"):
+        assert first.elect() is True
+        assert first.elect() is True  # renewing says nothing
+        assert 5500 < fake_redis.pttl(lease) <= 6000  # three renewal intervals of 2 s
+        fake_redis.delete(lease)
+        assert second.elect() is True and first.elect() is False
+    assert caplog.messages == [
+        f"clock {first.token[:8]} took the lead",
+        f"clock {second.token[:8]} took the lead",
+        f"clock {first.token[:8]} lost the lead",
+    ]
+
+
+def test_a_clock_that_cannot_reach_redis_steps_down(make_app, fake_redis, monkeypatch):
+    import redis
+
+    app, audit = make_app(redis_client=fake_redis)
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    clock = Clock(runtime, broker, declare(broker, runtime))
+    assert clock.elect()
+
+    def down(*args, **kwargs):
+        raise redis.ConnectionError("redis is down")
+
+    monkeypatch.setattr(clock, "_lead", down)
+    with pytest.raises(redis.ConnectionError):
+        clock.elect()
+    assert clock.is_leader is False and clock.tick() == 0
+
+
+def test_alert_state_lives_under_the_prefix(make_app, fake_redis):
+    app, audit = make_app(
+        redis_client=fake_redis, AUDIT_KEY_PREFIX="tenant-a:", AUDIT_ALERT_QUEUE_THRESHOLD=0
+    )
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    clock = Clock(runtime, broker, declare(broker, runtime))
+    clock.elect()
+    with app.app_context():
+        audit.log("x")
+    clock.alert()
+    assert fake_redis.hkeys("tenant-a:alerts") == [b"queue_backed_up"]
+    assert fake_redis.exists("tenant-a:clock:leader")

@@ -104,3 +104,23 @@ def test_drain_all_adds_up_every_batch(pipeline):
     runtime.queue.push(entries)
     total = drainer.drain_all(4)  # two batches, one poison entry in each
     assert (total.claimed, total.inserted, total.failed) == (8, 6, 2)
+
+
+def test_a_poison_entry_is_isolated_by_halving_and_the_work_is_counted(make_app, fake_redis, pg_url):
+    """Eight entries, the last refused by PostgreSQL (JSONB takes no NUL character): 8 -> 4 + 4
+    -> 2 + 2 -> 1 + 1: the poison is found at the fourth attempt, and three COPYs commit."""
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url)
+    runtime = audit.runtime(app)
+    drainer = Drainer(runtime.queue, runtime.store)
+    good = [build_event("ok", user_id=i) for i in range(8)]
+    data = json.loads(good[7].to_entry())
+    data["metadata"] = {"k": "\u0000"}
+    runtime.queue.push([e.to_entry() for e in good[:7]] + [json.dumps(data).encode(), good[0].to_entry()])
+    result = drainer.drain_once(8)
+    assert (result.claimed, result.inserted, result.failed, result.remaining) == (8, 7, 1, 1)
+    (record,) = [json.loads(raw) for raw in runtime.queue.client.lrange(runtime.queue.failed_key, 0, -1)]
+    assert record["attempts"] == 4 and record["event_id"] == good[7].event_id
+    snapshot = runtime.metrics.snapshot()
+    assert snapshot.totals["db_statements"] == 3  # the COPYs that committed: 4, 2 and 1 rows
+    assert 0 < snapshot.avg_batch_time_ms < 10_000
+    assert 0 < snapshot.batch_seconds["sum"] < 10 and snapshot.batch_seconds["count"] == 1

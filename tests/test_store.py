@@ -157,3 +157,17 @@ def test_times_read_back_in_utc_whatever_the_sessions_time_zone(pg_url):
         cur.execute("SHOW TimeZone")
         assert cur.fetchone()[0] == "Asia/Kolkata"  # the session really was elsewhere
     store.close()
+
+
+def test_sqlite_stores_sortable_utc_text_and_null_metadata_as_null(sqlite_url):
+    """On SQLite a time is text: one format (space, microseconds, +00:00), so that text order is
+    time order; an event without metadata stores NULL, not the JSON text 'null'."""
+    store = AuditStore(sqlite_url)
+    store.create_schema()
+    whole_second = datetime(2026, 1, 1, 5, 0, 0, tzinfo=timezone(timedelta(hours=5)))
+    store.insert([build_event("x", created_at=whole_second)])
+    assert store.write_batch([]) == (0, 0)
+    text, metadata = store.database.execute_sql("SELECT created_at, metadata FROM audit_logs").fetchone()
+    assert (text, metadata) == ("2026-01-01 00:00:00.000000+00:00", None)
+    store.close()
+    store.close()  # closing twice is harmless

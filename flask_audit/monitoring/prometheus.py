@@ -36,7 +36,7 @@ COUNTERS = (
         "Events written straight to the database because Redis was down.",
     ),
     ("audit_critical_writes", "critical", "Critical events written synchronously."),
-    ("audit_db_statements", "db_statements", "INSERT and COPY statements the workers ran."),
+    ("audit_db_statements", "db_statements", "INSERT and COPY statements the workers committed."),
 )
 
 
