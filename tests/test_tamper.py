@@ -12,12 +12,18 @@ from flask_audit.integrity.sealer import seal_pending
 from flask_audit.integrity.seals import key_id, mac
 
 KEY = "seal-key-one"
+API = {"Authorization": "Bearer api-token"}
 
 
 @pytest.fixture
 def sealed(make_app, fake_redis, any_db_url):
     """An app whose 30 events are stored and sealed (in seals of 4,096: one seal, then more)."""
-    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url, AUDIT_SIGNING_KEY=KEY)
+    app, audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL=any_db_url,
+        AUDIT_SIGNING_KEY=KEY,
+        AUDIT_API_TOKEN="api-token",
+    )
     runtime = audit.runtime(app)
     with app.app_context():
         ids = [
@@ -292,3 +298,109 @@ def test_rows_not_sealed_yet_are_counted_not_blamed(sealed):
     code, out = verify(app, "--json")
     report = json.loads(out)
     assert code == 0 and (report["rows"], report["unsealed_rows"]) == (30, 1)
+
+
+def test_a_proof_from_the_api_checks_offline_and_a_doctored_one_does_not(sealed, tmp_path):
+    app, audit, runtime, ids = sealed
+    response = app.test_client().get(f"/api/v1/audit-logs/{ids[9]}/proof", headers=API)
+    assert response.status_code == 200, response.data
+    proof = response.json
+    assert proof["event_id"] == ids[9] and proof["tree_size"] == 30 and proof["seal"]["seq"] == 1
+    assert len(proof["audit_path"]) == 5  # ceil(log2(30))
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(proof))
+    code, out = verify(app, "--proof", str(path))
+    assert code == 0 and out.strip() == f"valid: event {ids[9]} in seal 1 (signed)"
+    doctored = {**proof, "canonical": proof["canonical"].replace('"api_key_created"', '"api_key_deleted"')}
+    path.write_text(json.dumps(doctored))
+    code, out = verify(app, "--proof", str(path))
+    assert code == 1 and "problem: the leaf hash is not the canonical row's" in out
+
+
+def test_a_row_not_sealed_yet_has_no_proof_yet(sealed):
+    app, audit, runtime, ids = sealed
+    with app.app_context():
+        event_id = audit.critical("permanent_ban_applied", user_id="x")
+    response = app.test_client().get(f"/api/v1/audit-logs/{event_id}/proof", headers=API)
+    assert response.status_code == 409 and "not sealed yet" in response.json["error"]
+    seal_pending(runtime.store, runtime.signer)
+    assert app.test_client().get(f"/api/v1/audit-logs/{event_id}/proof", headers=API).status_code == 200
+    assert app.test_client().get(f"/api/v1/audit-logs/{event_id}/proof").status_code == 401
+
+
+def test_the_readme_verifier_checks_a_proof_without_the_package(sealed, tmp_path):
+    """The twenty-line verifier of the README, run as a user would: a separate Python, no
+    flask_audit on its path."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    app, audit, runtime, ids = sealed
+    proof = app.test_client().get(f"/api/v1/audit-logs/{ids[0]}/proof", headers=API).json
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code = readme.split("<!-- standalone verifier -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    (tmp_path / "check_proof.py").write_text(code)
+    (tmp_path / "proof.json").write_text(json.dumps(proof))
+    run = subprocess.run(
+        [sys.executable, "-I", "check_proof.py", "proof.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        run.returncode == 0 and run.stdout.strip() == f"ok: {ids[0]} is in seal 1 ({proof['seal']['root']})"
+    )
+    proof["audit_path"][0] = "00" * 32
+    (tmp_path / "proof.json").write_text(json.dumps(proof))
+    run = subprocess.run(
+        [sys.executable, "-I", "check_proof.py", "proof.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1 and "does not lead to the seal's root" in run.stdout
+
+
+def test_the_clock_seals_verifies_and_alerts_on_tampering(make_app, fake_redis, any_db_url):
+    """The scheduled jobs as the scheduler holds them: audit-seal seals, audit-verify finds a
+    changed row, /metrics and health show it, and integrity_violation fires."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from dramatiq.brokers.stub import StubBroker
+
+    from flask_audit.pipeline.clock import Clock
+    from flask_audit.pipeline.tasks import declare
+
+    app, audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL=any_db_url,
+        AUDIT_SIGNING_KEY=KEY,
+        AUDIT_MONITORING_TOKEN="mon",
+    )
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    clock = Clock(runtime, broker, declare(broker, runtime))
+    scheduler = BackgroundScheduler(timezone="UTC")
+    clock.schedule(scheduler)
+    jobs = {job.id: job.func for job in scheduler.get_jobs()}
+    with app.app_context():
+        ids = [audit.critical("permanent_ban_applied", user_id=str(i)) for i in range(3)]
+    jobs["audit-seal"]()
+    jobs["audit-verify"]()
+    metrics = app.test_client().get("/metrics", headers={"Authorization": "Bearer mon"}).text
+    assert "audit_integrity_last_verified_seal 1.0" in metrics and "audit_integrity_problems 0.0" in metrics
+    sql(runtime, "UPDATE audit_logs SET user_id = 'x' WHERE id = %s", (row_id(runtime, ids[1]),))
+    jobs["audit-verify"]()
+    metrics = app.test_client().get("/metrics", headers={"Authorization": "Bearer mon"}).text
+    assert "audit_integrity_problems 1.0" in metrics
+    health = app.test_client().get(
+        "/api/v1/monitoring/audit-metrics", headers={"Authorization": "Bearer mon"}
+    )
+    assert "Integrity violation! 1 problems in the latest seals" in health.json["health"]["issues"]
+    data = app.test_client().get("/api/v1/monitoring/dashboard/data", headers={"Authorization": "Bearer mon"})
+    assert data.json["snapshot"]["integrity"]["problems"] == 1
+    notices = clock.alert()
+    assert [(n.rule, n.severity, n.status) for n in notices] == [
+        ("integrity_violation", "critical", "firing")
+    ]

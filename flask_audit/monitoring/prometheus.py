@@ -53,6 +53,17 @@ class SnapshotCollector:
             ("audit_failed_length", s.failed_length, "Events waiting in the failed list."),
             ("audit_batch_size", s.current_batch_size, "Batch size the clock picked last."),
             ("audit_workers_alive", s.workers_alive, "Worker processes with a fresh heartbeat."),
+            (
+                "audit_integrity_last_verified_seal",
+                s.integrity_last_seal,
+                "The last seal the clock's periodic verification checked (0: none yet).",
+            ),
+            (
+                "audit_integrity_problems",
+                s.integrity_problems,
+                "Problems that verification found in the latest seals (tampering: alert).",
+            ),
+            ("audit_integrity_unsealed_rows", s.unsealed_rows, "Rows stored after the last seal."),
         ):
             yield GaugeMetricFamily(name, doc, value=value)
         for name, field, doc in COUNTERS:

@@ -187,6 +187,12 @@ def dashboard_data() -> Any:
                 "avg_batch_time_ms": snapshot.avg_batch_time_ms,
                 "workers_alive": snapshot.workers_alive,
                 "totals": snapshot.totals,
+                "integrity": {
+                    "last_verified_seal": snapshot.integrity_last_seal,
+                    "problems": snapshot.integrity_problems,
+                    "unsealed_rows": snapshot.unsealed_rows,
+                    "verified_at": snapshot.integrity_verified_at or None,
+                },
             },
             "series": series,
             "critical_events": critical,

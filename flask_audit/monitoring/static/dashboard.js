@@ -52,6 +52,9 @@ function render(data) {
   text("t-failed", snap.failed_length.toLocaleString());
   text("t-dropped", snap.totals.dropped.toLocaleString());
   text("t-overflow", snap.totals.overflow.toLocaleString());
+  text("t-seal", snap.integrity.last_verified_seal ? "#" + snap.integrity.last_verified_seal : "none yet");
+  text("t-integrity", snap.integrity.problems.toLocaleString());
+  text("t-unsealed", snap.integrity.unsealed_rows.toLocaleString());
   const issues = document.getElementById("issues");
   issues.replaceChildren(...data.health.issues.map((issue) => Object.assign(document.createElement("li"), { textContent: issue })));
 
