@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -34,10 +33,10 @@ from flask_audit.storage.store import AuditStore
 FETCH = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _METADATA = schema.NAMES.index("metadata")
+_loads, _dumps, _SORTED = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
 
 
-@dataclass(frozen=True, slots=True)
-class CanonicalRow:
+class CanonicalRow(NamedTuple):
     row_id: int
     #: microseconds since the epoch, UTC (kept with the leaf, so a purged row is recognised)
     created_us: int
@@ -47,7 +46,7 @@ class CanonicalRow:
 
 def canonical_bytes(values: list[Any]) -> bytes:
     """The canonical form of one row's field values (declaration order, already normalised)."""
-    return orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+    return _dumps(values, option=_SORTED)
 
 
 def timestamp_text(value: datetime) -> str:
@@ -109,15 +108,17 @@ def rows_between(
 
 
 def _canonical(record: tuple[Any, ...], postgres: bool) -> CanonicalRow:
-    created_us = record[1]
     values = list(record[2:])
-    if not postgres:
+    if postgres:
+        created_us = record[1]
+    else:
         values[0] = _sqlite_uuid(values[0])
         moment = _sqlite_moment(values[1])
         values[1], created_us = timestamp_text(moment), micros(moment)
     raw = values[_METADATA]
-    values[_METADATA] = None if raw is None else orjson.loads(raw)
-    return CanonicalRow(record[0], int(created_us), values[0], canonical_bytes(values))
+    if raw is not None:
+        values[_METADATA] = _loads(raw)
+    return CanonicalRow(record[0], created_us, values[0], _dumps(values, option=_SORTED))
 
 
 def max_row_id(store: AuditStore) -> int:

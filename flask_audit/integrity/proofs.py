@@ -30,12 +30,11 @@ def build(store: AuditStore, row_id: int) -> dict[str, Any] | None:
     if seal is None:
         return None
     rows = list(rows_between(store, row_id - 1, row_id))
-    leaves = seal.unpacked()
-    index = next((i for i, leaf in enumerate(leaves) if leaf.row_id == row_id), None)
+    index = next((i for i, held in enumerate(seal.by_row()) if held == row_id), None)
     if not rows or index is None:
         return None
     row = rows[0]
-    hashes = [leaf.hash for leaf in leaves]
+    hashes = seal.leaf_hashes()
     following = _next_seal(store, seal.seq)
     return {
         "format": FORMAT,
@@ -45,7 +44,7 @@ def build(store: AuditStore, row_id: int) -> dict[str, Any] | None:
         "fields": list(schema.NAMES),
         "leaf_hash": leaf_hash(row.canonical).hex(),
         "leaf_index": index,
-        "tree_size": len(leaves),
+        "tree_size": len(hashes),
         "audit_path": [h.hex() for h in audit_path(hashes, index)],
         "seal": {**seal.summary(), "body": seal.body().decode()},
         "next_seal": None if following is None else {"seq": following[0], "prev_hash": following[1]},

@@ -12,6 +12,7 @@ advisory lock on PostgreSQL); the seal's seq is the primary key, so the chain ca
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -24,10 +25,12 @@ from flask_audit.storage.store import AuditStore
 
 logger = logging.getLogger(__name__)
 
-#: rows per seal at most: a proof recomputes the tree of one seal
-SEAL_MAX_ROWS = 4096
-#: seals one run writes at most, so that a run after a long pause stays short
-SEALS_PER_RUN = 50
+#: rows per seal at most: a proof recomputes the tree of one seal (about 2,000 hashes at 1,024)
+SEAL_MAX_ROWS = 1024
+#: seconds one sealing run lasts at most, so that a run after a long pause stays short
+RUN_SECONDS = 3.0
+#: seals written per transaction (one commit, one fsync)
+SEALS_PER_COMMIT = 64
 #: the advisory lock only one sealer holds
 SEALER_LOCK_KEY = INSERT_LOCK_KEY + 1
 
@@ -66,26 +69,28 @@ def _next(previous: Seal | None) -> tuple[int, str, int]:
     return previous.seq + 1, previous.hash, previous.last_row_id
 
 
-def seal_pending(store: AuditStore, signer: Signer, *, max_seals: int = SEALS_PER_RUN) -> int:
-    """Seal the committed rows not sealed yet; returns how many rows were sealed."""
+def seal_pending(store: AuditStore, signer: Signer, *, seconds: float = RUN_SECONDS) -> int:
+    """Seal the committed rows not sealed yet, for ``seconds`` at most (a run after a long pause
+    stays short; the next run goes on); returns how many rows were sealed."""
     release = _sealer_lock(store)
     if release is None:
         return 0
     try:
         up_to = committed_watermark(store)
+        deadline = time.monotonic() + seconds
+        made: list[Seal] = []
         sealed = 0
         previous = seals.latest(store)
-        for _ in range(max_seals):
+        while time.monotonic() < deadline:
             seq, prev_hash, after = _next(previous)
             if after >= up_to:
                 break
+            # at most SEAL_MAX_ROWS ids per seal: an index range whatever the table's statistics
+            last = min(up_to, after + SEAL_MAX_ROWS)
             leaves = [
                 Leaf(row.row_id, row.created_us, row.event_id, leaf_hash(row.canonical))
-                for row in rows_between(store, after, up_to, limit=SEAL_MAX_ROWS)
+                for row in rows_between(store, after, last)
             ]
-            if not leaves:
-                break
-            last = leaves[-1].row_id if len(leaves) == SEAL_MAX_ROWS else up_to
             previous = signer.seal(
                 Seal(
                     seq=seq,
@@ -100,8 +105,13 @@ def seal_pending(store: AuditStore, signer: Signer, *, max_seals: int = SEALS_PE
                     sealed_at=timestamp_text(datetime.now(timezone.utc)),
                 )
             )
-            seals.insert(store, previous)
+            made.append(previous)
             sealed += len(leaves)
+            if len(made) == SEALS_PER_COMMIT:
+                seals.insert(store, *made)
+                made.clear()
+        if made:
+            seals.insert(store, *made)
         return sealed
     finally:
         release()

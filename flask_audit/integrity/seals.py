@@ -76,6 +76,19 @@ class Seal:
     def computed_hash(self) -> str:
         return hashlib.sha256(self.body()).hexdigest()
 
+    def leaf_hashes(self) -> list[bytes]:
+        """The leaf hashes alone, in tree order (what a root or a proof needs)."""
+        blob = bytes(self.leaves or b"")
+        size = LEAF.size
+        return [blob[i + size - 32 : i + size] for i in range(0, len(blob), size)]
+
+    def by_row(self) -> dict[int, tuple[int, bytes, bytes]]:
+        """row id -> (created_at µs, event_id as 16 bytes, leaf hash): verification's lookup."""
+        return {
+            row_id: (created_us, event, leaf)
+            for row_id, created_us, event, leaf in LEAF.iter_unpack(self.leaves or b"")
+        }
+
     def unpacked(self) -> list[Leaf]:
         blob = bytes(self.leaves or b"")
         return [
@@ -167,28 +180,33 @@ def latest(store: AuditStore) -> Seal | None:
     return _seal(row) if row else None
 
 
-def insert(store: AuditStore, seal: Seal) -> None:
-    """Add a seal; a second sealer racing for the same seq fails on the primary key."""
+def insert(store: AuditStore, *new: Seal) -> None:
+    """Add seals in one transaction (one commit for a run's seals); a second sealer racing for
+    the same seq fails on the primary key."""
     p = store.database.param
-    leaves = seal.leaves
+    sql = f"INSERT INTO {SEALS_TABLE} ({COLUMNS}) VALUES ({', '.join([p] * 13)})"
     with store.translate(), store.database.atomic():
-        store.database.execute_sql(
-            f"INSERT INTO {SEALS_TABLE} ({COLUMNS}) VALUES ({', '.join([p] * 13)})",
-            (
-                seal.seq,
-                seal.kind,
-                seal.first_row_id,
-                seal.last_row_id,
-                seal.row_count,
-                seal.root,
-                leaves,
-                seal.purged_before,
-                seal.prev_hash,
-                seal.sealed_at,
-                seal.key_id,
-                seal.mac,
-                seal.hash,
-            ),
+        cursor = store.database.cursor()
+        cursor.executemany(
+            sql,
+            [
+                (
+                    seal.seq,
+                    seal.kind,
+                    seal.first_row_id,
+                    seal.last_row_id,
+                    seal.row_count,
+                    seal.root,
+                    seal.leaves,
+                    seal.purged_before,
+                    seal.prev_hash,
+                    seal.sealed_at,
+                    seal.key_id,
+                    seal.mac,
+                    seal.hash,
+                )
+                for seal in new
+            ],
         )
 
 

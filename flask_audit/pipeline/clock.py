@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 REAP_INTERVAL = 5
 #: seconds between two leadership renewals, and the lease is three of them
 LEAD_INTERVAL = 2
-#: seals the periodic verification walks back from the latest (each holds up to 4,096 rows)
+#: seals the periodic verification walks back from the latest (each holds up to 1,024 rows)
 VERIFY_RECENT_SEALS = 100
 
 
