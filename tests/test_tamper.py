@@ -404,3 +404,67 @@ def test_the_clock_seals_verifies_and_alerts_on_tampering(make_app, fake_redis, 
     assert [(n.rule, n.severity, n.status) for n in notices] == [
         ("integrity_violation", "critical", "firing")
     ]
+
+
+def test_dropped_partitions_keep_the_chain_green(make_app, fake_redis, pg_url):
+    from datetime import datetime, timedelta, timezone
+
+    from flask_audit.events.event import build_event
+
+    app, audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL=pg_url,
+        AUDIT_PARTITIONING="monthly",
+        AUDIT_SIGNING_KEY=KEY,
+    )
+    runtime = audit.runtime(app)
+    from flask_audit.storage.partitions import ensure_partitions
+
+    old = datetime.now(timezone.utc) - timedelta(days=120)
+    ensure_partitions(runtime.store, now=old, ahead=0)
+    runtime.store.insert([build_event("old", created_at=old, user_id=str(i)) for i in range(6)])
+    runtime.store.insert([build_event("recent", user_id=str(i)) for i in range(4)])
+    seal_pending(runtime.store, runtime.signer)
+    purge = app.test_cli_runner().invoke(args=["audit", "purge", "--older-than", "30", "--yes"])
+    assert "dropped partitions: audit_logs_p" in purge.output
+    code, out = verify(app)
+    assert code == 0 and out.strip().splitlines()[-1] == "intact: 4 rows in 2 seals verified"
+
+
+def test_a_window_of_seals_is_verified_from_the_seal_before_it(make_app, fake_redis, any_db_url):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url, AUDIT_SIGNING_KEY=KEY)
+    runtime = audit.runtime(app)
+    stamps = []
+    for batch in range(3):
+        with app.app_context():
+            audit.critical("permanent_ban_applied", user_id=str(batch))
+        seal_pending(runtime.store, runtime.signer)
+        stamps.append(sql(runtime, "SELECT max(sealed_at) FROM audit_seals").fetchone()[0])
+    code, out = verify(app, "--since", stamps[1], "--json")
+    report = json.loads(out)
+    assert code == 0 and (report["seals"], report["rows"]) == (2, 2)
+    code, out = verify(app, "--until", stamps[0], "--json")
+    assert code == 0 and (json.loads(out)["seals"], json.loads(out)["rows"]) == (1, 1)
+    sql(runtime, "UPDATE audit_logs SET user_id = 'x' WHERE user_id = '0'")
+    assert verify(app, "--since", stamps[1])[0] == 0  # the change is outside the window
+    assert verify(app, "--until", stamps[0])[0] == 1
+    code, out = verify(app, "--since", "last tuesday")
+    assert code == 2 and "'last tuesday' is not an ISO 8601 time" in out
+
+
+def test_a_field_added_later_leaves_the_canonical_form_of_older_rows_alone(monkeypatch):
+    """Rows sealed before a field existed keep their bytes; where the new field is set, it joins
+    as one trailing object."""
+    from flask_audit.integrity import canonical
+
+    row = (7, 1_700_000_000_000_000, "01a21d0f-0000-7000-8000-000000000001", "2023-11-14T22:13:20.000000Z")
+    row += ("x", "info", "u", None, None, None, '{"b": 1, "a": 2}', None, None, None)
+    before = canonical._canonical(row, postgres=True)
+    assert before.canonical == (
+        b'["01a21d0f-0000-7000-8000-000000000001","2023-11-14T22:13:20.000000Z","x","info","u",'
+        b'null,null,null,{"a":2,"b":1},null,null,null]'
+    )
+    monkeypatch.setattr(canonical, "_LATER", ("outcome",))
+    assert canonical._canonical((*row, None), postgres=True) == before
+    after = canonical._canonical((*row, "failure"), postgres=True)
+    assert after.canonical == before.canonical[:-1] + b',{"outcome":"failure"}]'

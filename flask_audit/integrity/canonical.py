@@ -2,9 +2,11 @@
 
 Defined so that anyone can recompute it from the row, in any language:
 
-- a JSON array, without whitespace, UTF-8 encoded, of the declared fields in declaration order
-  (``flask_audit.events.schema.FIELDS``: event_id, created_at, event_type, event_category,
-  user_id, resource_type, resource_id, description, metadata, ip_address, user_agent, request_id);
+- a JSON array, without whitespace, UTF-8 encoded, of the first twelve declared fields in
+  declaration order (``flask_audit.events.schema.FIELDS``: event_id, created_at, event_type,
+  event_category, user_id, resource_type, resource_id, description, metadata, ip_address,
+  user_agent, request_id), then, only if a field declared later is set, one object of those
+  fields that are set (so a row sealed before a field existed keeps its canonical form);
 - ``event_id`` as a lowercase hyphenated UUID; ``created_at`` in UTC with six fractional digits and
   a ``Z`` (``2026-11-27T09:30:00.123456Z``); text fields as strings, or null;
 - ``metadata`` as null or a JSON object whose keys are sorted by code point at every level,
@@ -33,6 +35,10 @@ from flask_audit.storage.store import AuditStore
 FETCH = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _METADATA = schema.NAMES.index("metadata")
+#: the fields of the first canonical form; a field declared later joins a row's canonical form
+#: only where it is set, in one trailing object, so that rows sealed before it existed still match
+BASE_FIELDS = 12
+_LATER = schema.NAMES[BASE_FIELDS:]
 _loads, _dumps, _SORTED = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
 
 
@@ -118,6 +124,11 @@ def _canonical(record: tuple[Any, ...], postgres: bool) -> CanonicalRow:
     raw = values[_METADATA]
     if raw is not None:
         values[_METADATA] = _loads(raw)
+    if _LATER:
+        later = {
+            name: value for name, value in zip(_LATER, values[BASE_FIELDS:], strict=True) if value is not None
+        }
+        values = values[:BASE_FIELDS] + ([later] if later else [])
     return CanonicalRow(record[0], created_us, values[0], _dumps(values, option=_SORTED))
 
 

@@ -7,7 +7,7 @@ for long: columns are added nullable, and indexes are built ``CONCURRENTLY`` on 
 partition, then attached, on a partitioned table).
 
 To change the schema, declare the field in ``flask_audit/events/schema.py`` and append a
-``Migration`` here, for example ``Migration(3, "outcome", lambda store: add_column(store,
+``Migration`` here, for example ``Migration(4, "outcome", lambda store: add_column(store,
 schema.BY_NAME["outcome"]))``.
 """
 
