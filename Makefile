@@ -29,8 +29,9 @@ mutation: $(VENV)/.installed  ## mutmut over the core modules, then the score pe
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed  ## the performance tables: the pipeline, then tamper evidence at 1,000,000 rows
 	$(PY) bench/run.py $(ARGS)
+	$(PY) bench/integrity.py
 
 clean:
 	rm -rf $(VENV) instance *.egg-info

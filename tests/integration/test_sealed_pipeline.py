@@ -79,3 +79,56 @@ def test_rows_drained_by_several_workers_are_all_sealed_and_verify(make_app, ser
     assert "row_changed: row" in verify.stdout and verify.stdout.strip().endswith(
         f"TAMPERED: {expected - 1} rows in {report['seals']} seals verified"
     )
+
+
+def test_verify_shows_a_progress_bar_on_a_terminal_and_not_in_a_pipe(make_app, service_env, pg_url):
+    import os
+    import pty
+
+    app, audit = make_app(
+        AUDIT_REDIS_URL=service_env["AUDIT_REDIS_URL"],
+        AUDIT_KEY_PREFIX=service_env["AUDIT_KEY_PREFIX"],
+        AUDIT_DATABASE_URL=pg_url,
+    )
+    runtime = audit.runtime(app)
+    with app.app_context():
+        for i in range(50):
+            audit.critical("permanent_ban_applied", user_id=str(i))
+    from flask_audit.integrity.sealer import seal_pending
+
+    seal_pending(runtime.store, runtime.signer)
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            python("-m", "flask", "audit", "verify"),
+            env=service_env,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=120,
+        )
+        os.close(follower)
+        follower = -1
+        screen = b""
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            screen += data
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    assert (
+        proc.returncode == 0
+        and proc.stdout.strip()
+        == "intact: 50 rows in 1 seals verified (1 seals unsigned: no AUDIT_SIGNING_KEY when they were made)"
+    )
+    assert b"verifying" in screen and b"100%" in screen
+    piped = subprocess.run(
+        python("-m", "flask", "audit", "verify"), env=service_env, capture_output=True, text=True, timeout=120
+    )
+    assert piped.returncode == 0 and "verifying" not in piped.stderr
