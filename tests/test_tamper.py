@@ -468,3 +468,26 @@ def test_a_field_added_later_leaves_the_canonical_form_of_older_rows_alone(monke
     assert canonical._canonical((*row, None), postgres=True) == before
     after = canonical._canonical((*row, "failure"), postgres=True)
     assert after.canonical == before.canonical[:-1] + b',{"outcome":"failure"}]'
+
+
+def test_a_row_has_the_same_canonical_form_in_sqlite_and_in_postgresql(sqlite_url, pg_url):
+    from datetime import datetime, timezone
+
+    from flask_audit.events.event import build_event
+    from flask_audit.integrity.canonical import rows_between
+    from flask_audit.storage.store import AuditStore
+
+    at = datetime(2026, 2, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+    event = build_event(
+        "x", created_at=at, user_id="ü", description="a\\nb", metadata={"z": [1, 2.5, None], "a": {"é": True}}
+    )
+    forms = []
+    for url in (sqlite_url, pg_url):
+        store = AuditStore(url)
+        store.create_schema()
+        store.insert([event])
+        (row,) = rows_between(store, 0, 10)
+        forms.append(row.canonical)
+        store.close()
+    assert forms[0] == forms[1]
+    assert forms[0].startswith(f'["{event.event_id}","2026-02-03T04:05:06.000007Z","x","info","ü"'.encode())
