@@ -370,6 +370,12 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("AUDIT_PURGE_CHUNK", 5000, "rows deleted per statement by retention purges", "int", 1, 1_000_000),
     Key(
+        "AUDIT_TESTING",
+        None,
+        "events go to memory only (no Redis, database, thread or file); default: the app's TESTING",
+        "bool",
+    ),
+    Key(
         "AUDIT_SIGNING_KEY",
         None,
         "authenticates each seal (HMAC-SHA256); unset: seals are hashed and chained, not signed",
@@ -445,6 +451,7 @@ class AuditConfig:
     signing_keys_old: tuple[str, ...] | None
     seal_interval_seconds: float
     verify_interval_seconds: float
+    testing: bool | None
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:
@@ -467,6 +474,9 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
         raw = app.config.setdefault(key.name, env if env is not None else key.default)
         values[key.attr] = key.parse(raw)
 
+    if values["testing"] is None:  # as Flask-Mail suppresses sending: a test run stays in memory
+        values["testing"] = bool(app.config.get("TESTING"))
+        app.config["AUDIT_TESTING"] = values["testing"]
     prefix = values["key_prefix"] or "audit:"
     values["key_prefix"] = prefix
     values["queue_key"] = values["queue_key"] or prefix + "queue"

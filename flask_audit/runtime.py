@@ -12,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from flask_audit.config import AuditConfig
+from flask_audit.events.event import AuditEvent
 from flask_audit.ingest.breaker import CircuitBreaker
 from flask_audit.ingest.buffer import EventBuffer
 from flask_audit.ingest.spool import Spool
@@ -34,6 +35,8 @@ class AuditRuntime:
         self._given_redis = redis_client
         self.breaker = CircuitBreaker(config.breaker_cooldown_seconds)
         self.spool = Spool(config.spool_path)
+        #: events recorded in memory instead of being sent (AUDIT_TESTING, flask_audit.testing)
+        self.recorder: list[AuditEvent] | None = [] if config.testing else None
 
     # -- collaborators -------------------------------------------------------------------------
 

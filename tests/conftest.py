@@ -219,6 +219,7 @@ def make_app(tmp_path: Any) -> Callable[..., tuple[Flask, FlaskAudit]]:
         app.config["TESTING"] = True
         options.setdefault("AUDIT_DATABASE_URL", f"sqlite:///{tmp_path}/audit{len(built)}.db")
         options.setdefault("AUDIT_SPOOL_PATH", str(tmp_path / f"spool{len(built)}.jsonl"))
+        options.setdefault("AUDIT_TESTING", False)  # these tests exercise the real pipeline
         audit = FlaskAudit(app, redis=redis_client, user_loader=user_loader, **options)
         built.append(audit)
         if create_schema:
