@@ -12,8 +12,10 @@ from typing import Any
 from flask import Flask, abort, jsonify, request
 
 from flask_audit import FlaskAudit
+from flask_audit.vocabulary import ORIGINAL_DESIGN
 
 audit = FlaskAudit(user_loader=lambda: request.headers.get("X-User-ID"))
+audit.register_event_types(ORIGINAL_DESIGN)  # each type's category, and a warning for a typo
 
 #: quota of API calls per user and month in this example
 MONTHLY_QUOTA = 10000

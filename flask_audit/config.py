@@ -370,6 +370,12 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("AUDIT_PURGE_CHUNK", 5000, "rows deleted per statement by retention purges", "int", 1, 1_000_000),
     Key(
+        "AUDIT_STRICT_EVENT_TYPES",
+        False,
+        "refuse an event type not registered with audit.register_event_type (else: warn once)",
+        "bool",
+    ),
+    Key(
         "AUDIT_TESTING",
         None,
         "events go to memory only (no Redis, database, thread or file); default: the app's TESTING",
@@ -451,6 +457,7 @@ class AuditConfig:
     signing_keys_old: tuple[str, ...] | None
     seal_interval_seconds: float
     verify_interval_seconds: float
+    strict_event_types: bool
     testing: bool | None
     instance_path: str = field(default="")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import redis
@@ -20,6 +20,7 @@ from flask_audit.events.event import CATEGORIES, build_event, check_event_type
 from flask_audit.ingest.capture import echo_request_id, fill_from_request
 from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
 from flask_audit.runtime import AuditRuntime
+from flask_audit.vocabulary import EventType, Vocabulary
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: the keywords of ``log`` and ``critical`` that are declared client fields (and metadata)
@@ -57,6 +58,8 @@ class FlaskAudit:
         self.authorize = authorize
         self._redis = redis
         self._options = options
+        #: the registered event types (see ``register_event_type``)
+        self.vocabulary = Vocabulary()
         self._runtimes: weakref.WeakKeyDictionary[Flask, AuditRuntime] = weakref.WeakKeyDictionary()
         #: the runtime while this extension serves a single app: found without a context lookup
         self._only: AuditRuntime | None = None
@@ -79,6 +82,22 @@ class FlaskAudit:
         app.register_blueprint(metrics_blueprint())
         app.register_blueprint(api_blueprint(), url_prefix=config.api_url_prefix)
         app.extensions["audit"] = self
+
+    def register_event_type(
+        self,
+        name: str,
+        *,
+        category: str = "info",
+        description: str = "",
+        resource_type: str | None = None,
+    ) -> EventType:
+        """Declare an event type: its default category (used when ``log`` gets none), what it
+        means, and the kind of resource it concerns. ``flask audit event-types`` lists them."""
+        return self.vocabulary.register(EventType(name, category, description, resource_type))
+
+    def register_event_types(self, types: Iterable[EventType]) -> None:
+        """Declare several, e.g. ``flask_audit.vocabulary.ORIGINAL_DESIGN``."""
+        self.vocabulary.extend(types)
 
     def runtime(self, app: Flask | None = None) -> AuditRuntime:
         """The state of ``app``, of the current app, or of the only app this extension serves."""
@@ -103,7 +122,7 @@ class FlaskAudit:
         user_id: str | int | None = None,
         resource_type: str | None = None,
         resource_id: str | int | None = None,
-        event_category: str = "info",
+        event_category: str | None = None,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
         ip_address: str | None = None,
@@ -117,7 +136,8 @@ class FlaskAudit:
         """
         fields = _client_fields(locals())
         runtime = self.runtime()
-        event = self._build(runtime, event_type, event_category, fields)
+        category = self.vocabulary.category_for(event_type, event_category, runtime.config.strict_event_types)
+        event = self._build(runtime, event_type, category, fields)
         if runtime.recorder is not None:  # testing: memory only
             runtime.recorder.append(event)
             return event.event_id
@@ -149,6 +169,7 @@ class FlaskAudit:
         """
         fields = _client_fields(locals())
         runtime = self.runtime()
+        self.vocabulary.category_for(event_type, "critical", runtime.config.strict_event_types)
         event = self._build(runtime, event_type, "critical", fields)
         if runtime.recorder is not None:  # testing: memory only
             runtime.recorder.append(event)
@@ -174,7 +195,7 @@ class FlaskAudit:
         unknown = sorted(set(fields) - LOG_KEYWORDS)
         if unknown:
             raise TypeError(f"audited() got an unexpected keyword argument {unknown[0]!r}")
-        if fields.get("event_category", "info") not in CATEGORIES:
+        if fields.get("event_category", "info") not in (*CATEGORIES, None):
             raise AuditValidationError("event_category", "must be one of info, warning, critical")
 
         def decorate(view: F) -> F:

@@ -8,6 +8,7 @@ import click
 import orjson
 from flask.cli import with_appcontext
 
+from flask_audit.cli.event_types import event_types_command
 from flask_audit.cli.operate import register as register_operator_commands
 from flask_audit.cli.verify import verify_command
 from flask_audit.monitoring.health import assess, thresholds_of
@@ -119,3 +120,4 @@ def replay_spool() -> None:
 
 register_operator_commands(audit_cli)
 audit_cli.add_command(verify_command)
+audit_cli.add_command(event_types_command)
