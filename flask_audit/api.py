@@ -12,7 +12,7 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from flask_audit.errors import AuditError, AuditValidationError
 from flask_audit.integrity import proofs
@@ -40,13 +40,27 @@ def bearer_matches(expected: str | None) -> bool:
 
 
 def _guard() -> None:
+    """The token opens every tenant's rows; ``authorize`` may return True (every tenant) or a
+    tenant id (that tenant's rows only, kept in ``g.audit_tenant``)."""
     audit = current_app.extensions["audit"]
     token = audit.runtime().config.api_token
     if token is None and audit.authorize is None:
         abort(404)
-    allowed = bearer_matches(token) or (audit.authorize is not None and bool(audit.authorize(request)))
-    if not allowed:
+    g.audit_tenant = None
+    if bearer_matches(token):
+        return
+    verdict = audit.authorize(request) if audit.authorize is not None else None
+    if verdict is None or verdict is False:
         abort(401)
+    if verdict is not True:
+        g.audit_tenant = str(verdict)
+
+
+def _scoped(row: Any) -> Any:
+    """A row of another tenant than the caller's does not exist for the caller."""
+    if g.audit_tenant is not None and row.tenant_id != g.audit_tenant:
+        abort(404)
+    return row
 
 
 def _bad_request(exc: AuditValidationError) -> Any:
@@ -58,6 +72,11 @@ def list_logs() -> Any:
     unknown = sorted(set(args) - KNOWN_ARGS)
     if unknown:
         raise AuditValidationError(unknown[0], "is not a known filter")
+    tenant = g.audit_tenant
+    if tenant is not None:
+        if args.get("tenant_id", tenant) != tenant:
+            return jsonify({"error": "this token is scoped to another tenant"}), 403
+        args = {**args.to_dict(), "tenant_id": tenant}
     filters = parse_filters(args)
     limit = parse_limit(args.get("limit"))
     rows, next_cursor = page(_store(), filters, limit, args.get("cursor") or None)
@@ -79,12 +98,12 @@ def _row(event_id: str) -> Any:
 
 
 def get_log(event_id: str) -> Any:
-    return jsonify(to_dict(_row(event_id)))
+    return jsonify(to_dict(_scoped(_row(event_id))))
 
 
 def get_proof(event_id: str) -> Any:
     """The event's proof of inclusion in a seal (see flask_audit.integrity.proofs)."""
-    proof = proofs.build(_store(), _row(event_id).id)
+    proof = proofs.build(_store(), _scoped(_row(event_id)).id)
     if proof is None:
         interval = current_runtime().config.seal_interval_seconds
         return jsonify({"error": f"not sealed yet: rows are sealed every {interval:g} s"}), 409

@@ -16,7 +16,7 @@ from flask_audit.cli import audit_cli
 from flask_audit.config import load_config
 from flask_audit.errors import AuditValidationError
 from flask_audit.events import schema
-from flask_audit.events.event import CATEGORIES, build_event, check_event_type
+from flask_audit.events.event import CATEGORIES, AuditEvent, build_event, check_event_type
 from flask_audit.ingest.capture import echo_request_id, fill_from_request
 from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
 from flask_audit.runtime import AuditRuntime
@@ -41,8 +41,9 @@ class FlaskAudit:
 
     ``FlaskAudit(app)`` or ``FlaskAudit()`` then ``init_app(app)`` in a factory. Options given here
     (``AUDIT_*`` keys) win over ``app.config``; ``redis`` passes a ready client (tests, or an app
-    that already has one); ``user_loader`` returns the current user's id; ``authorize`` is given
-    the request and says whether it may use the query API (besides AUDIT_API_TOKEN).
+    that already has one); ``user_loader`` returns the current user's id and ``tenant_loader`` the
+    current tenant's; ``authorize`` is given the request and says whether it may use the query API
+    (besides AUDIT_API_TOKEN): True for every tenant, a tenant id for that tenant's rows only.
     """
 
     def __init__(
@@ -51,10 +52,12 @@ class FlaskAudit:
         *,
         redis: redis.Redis | None = None,
         user_loader: Callable[[], Any] | None = None,
-        authorize: Callable[[Any], bool] | None = None,
+        tenant_loader: Callable[[], Any] | None = None,
+        authorize: Callable[[Any], Any] | None = None,
         **options: Any,
     ) -> None:
         self.user_loader = user_loader
+        self.tenant_loader = tenant_loader
         self.authorize = authorize
         self._redis = redis
         self._options = options
@@ -128,6 +131,8 @@ class FlaskAudit:
         ip_address: str | None = None,
         user_agent: str | None = None,
         request_id: str | None = None,
+        outcome: str = "success",
+        tenant_id: str | int | None = None,
     ) -> str:
         """Record an event without waiting for the database; returns its event_id.
 
@@ -137,7 +142,7 @@ class FlaskAudit:
         fields = _client_fields(locals())
         runtime = self.runtime()
         category = self.vocabulary.category_for(event_type, event_category, runtime.config.strict_event_types)
-        event = self._build(runtime, event_type, category, fields)
+        event = self._build(runtime, event_type, category, outcome, fields)
         if runtime.recorder is not None:  # testing: memory only
             runtime.recorder.append(event)
             return event.event_id
@@ -160,6 +165,8 @@ class FlaskAudit:
         ip_address: str | None = None,
         user_agent: str | None = None,
         request_id: str | None = None,
+        outcome: str = "success",
+        tenant_id: str | int | None = None,
     ) -> str:
         """Record a critical event synchronously: stored (or safely queued) when this returns.
 
@@ -170,7 +177,7 @@ class FlaskAudit:
         fields = _client_fields(locals())
         runtime = self.runtime()
         self.vocabulary.category_for(event_type, "critical", runtime.config.strict_event_types)
-        event = self._build(runtime, event_type, "critical", fields)
+        event = self._build(runtime, event_type, "critical", outcome, fields)
         if runtime.recorder is not None:  # testing: memory only
             runtime.recorder.append(event)
             return event.event_id
@@ -222,11 +229,14 @@ class FlaskAudit:
 
         return decorate
 
-    def _build(self, runtime: AuditRuntime, event_type: str, category: str, fields: dict[str, Any]):
-        fill_from_request(fields, self.user_loader)
+    def _build(
+        self, runtime: AuditRuntime, event_type: str, category: str, outcome: str, fields: dict[str, Any]
+    ) -> AuditEvent:
+        fill_from_request(fields, self.user_loader, self.tenant_loader)
         return build_event(
             event_type,
             event_category=category,
+            outcome=outcome,
             max_metadata_bytes=runtime.config.max_metadata_bytes,
             redact_keys=runtime.config.redact_keys,
             **fields,

@@ -19,6 +19,21 @@ from flask_audit.storage.ddl import CRITICAL_INDEX
 from tests.processes import python
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "release_0_1_0"
+#: the columns of audit_logs in release 0.1.0
+RELEASE_0_1_0_COLUMNS = (
+    "event_id",
+    "created_at",
+    "event_type",
+    "event_category",
+    "user_id",
+    "resource_type",
+    "resource_id",
+    "description",
+    "metadata",
+    "ip_address",
+    "user_agent",
+    "request_id",
+)
 ENTRIES = [line for line in (FIXTURES / "entries.jsonl").read_bytes().splitlines() if line]
 
 
@@ -36,7 +51,7 @@ def _sqlite_value(column: str, value: object) -> object:
 def load_release_0_1_0(url: str, kind: str) -> None:
     """Create audit_logs with the 0.1.0 DDL and put that release's events in it."""
     rows = [AuditEvent.from_entry(raw).to_row() for raw in ENTRIES]
-    columns = list(rows[0])
+    columns = list(RELEASE_0_1_0_COLUMNS)
     if kind == "sqlite":
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
         conn.executescript((FIXTURES / "sqlite.sql").read_text())
@@ -83,12 +98,12 @@ def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, ol
     app, audit = app_on(make_app, fake_redis, *old_database)
     runner = app.test_cli_runner()
     before = runner.invoke(args=["audit", "migrate", "--status"]).output
-    assert "0 applied, 3 pending" in before and "0002  pending" in before and "0003  pending" in before
+    assert "0 applied, 4 pending" in before and "0002  pending" in before and "0004  pending" in before
     result = runner.invoke(args=["audit", "migrate"])
     assert result.exit_code == 0, result.output
-    assert all(f"applied 000{n}" in result.output for n in (1, 2, 3))
+    assert all(f"applied 000{n}" in result.output for n in (1, 2, 3, 4))
     after = runner.invoke(args=["audit", "migrate", "--status"]).output
-    assert "3 applied, 0 pending" in after
+    assert "4 applied, 0 pending" in after
     assert "0 migration(s) applied" in runner.invoke(args=["audit", "migrate"]).output  # each once
     store = audit.runtime(app).store
     assert sorted(store.event_ids()) == sorted(AuditEvent.from_entry(raw).event_id for raw in ENTRIES)
@@ -140,7 +155,7 @@ def test_several_processes_may_migrate_at_once(service_env, pg_url):
             cur.execute(
                 "SELECT number, count(*) FROM audit_schema_migrations GROUP BY number ORDER BY number"
             )
-            assert cur.fetchall() == [(1, 1), (2, 1), (3, 1)]
+            assert cur.fetchall() == [(1, 1), (2, 1), (3, 1), (4, 1)]
     finally:
         conn.close()
     assert sum("applied 0002" in out for out in outputs) == 1  # one did the work, the others waited

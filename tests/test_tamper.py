@@ -85,6 +85,8 @@ NEW_VALUES = {
     "ip_address": "10.0.0.2",
     "user_agent": "other agent",
     "request_id": "r-forged",
+    "outcome": "failure",
+    "tenant_id": "another-tenant",
 }
 
 
@@ -120,7 +122,8 @@ def forge(runtime, row_id, event_id):
     at = "2026-01-01 00:00:00+00:00" if runtime.store.is_postgres else "2026-01-01 00:00:00.000000+00:00"
     eid = event_id if runtime.store.is_postgres else event_id.replace("-", "")
     values = (row_id, eid, at, "api_key_created", "info", "42", None, None, None, None, None, None, None)
-    sql(runtime, f"INSERT INTO audit_logs ({columns}) VALUES ({', '.join(['%s'] * 13)})", values)
+    values += ("success", None)
+    sql(runtime, f"INSERT INTO audit_logs ({columns}) VALUES ({', '.join(['%s'] * len(values))})", values)
 
 
 FORGED = "00000000-0000-7000-8000-00000000f0f0"
@@ -452,22 +455,24 @@ def test_a_window_of_seals_is_verified_from_the_seal_before_it(make_app, fake_re
     assert code == 2 and "'last tuesday' is not an ISO 8601 time" in out
 
 
-def test_a_field_added_later_leaves_the_canonical_form_of_older_rows_alone(monkeypatch):
-    """Rows sealed before a field existed keep their bytes; where the new field is set, it joins
-    as one trailing object."""
+def test_fields_added_later_leave_the_canonical_form_of_older_rows_alone():
+    """outcome and tenant_id came in release 4: a row without them (sealed before) keeps the
+    twelve-field form; where they are set they join as one trailing object."""
     from flask_audit.integrity import canonical
 
-    row = (7, 1_700_000_000_000_000, "01a21d0f-0000-7000-8000-000000000001", "2023-11-14T22:13:20.000000Z")
+    row = (7, 1_700_000_000_000_000, "01a21d0f-0000-7000-8000-000000000001", None)
     row += ("x", "info", "u", None, None, None, '{"b": 1, "a": 2}', None, None, None)
-    before = canonical._canonical(row, postgres=True)
-    assert before.canonical == (
+    base = (
         b'["01a21d0f-0000-7000-8000-000000000001","2023-11-14T22:13:20.000000Z","x","info","u",'
-        b'null,null,null,{"a":2,"b":1},null,null,null]'
+        b'null,null,null,{"a":2,"b":1},null,null,null'
     )
-    monkeypatch.setattr(canonical, "_LATER", ("outcome",))
-    assert canonical._canonical((*row, None), postgres=True) == before
-    after = canonical._canonical((*row, "failure"), postgres=True)
-    assert after.canonical == before.canonical[:-1] + b',{"outcome":"failure"}]'
+    assert canonical._canonical((*row, None, None), postgres=True).canonical == base + b"]"
+    assert (
+        canonical._canonical((*row, "failure", None), postgres=True).canonical
+        == base + b',{"outcome":"failure"}]'
+    )
+    both = canonical._canonical((*row, "denied", "t1"), postgres=True).canonical
+    assert both == base + b',{"outcome":"denied","tenant_id":"t1"}]'
 
 
 def test_a_row_has_the_same_canonical_form_in_sqlite_and_in_postgresql(sqlite_url, pg_url):

@@ -27,6 +27,8 @@ __all__ = ["REDACTED", "SANITIZED_KEY", "AuditEvent", "build_event", "decode_ent
 
 #: the categories of the original design, in rising severity
 CATEGORIES = ("info", "warning", "critical")
+#: how the action ended: done, attempted and failed, or refused to the caller
+OUTCOMES = ("success", "failure", "denied")
 #: version of the queue entry format; a worker refuses entries of a newer version
 ENTRY_VERSION = 1
 EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]+")
@@ -125,6 +127,8 @@ def decode_entry(raw: bytes | str) -> dict[str, Any]:
         data.setdefault(name, default)
     if data["event_category"] not in CATEGORIES:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
+    if data["outcome"] not in OUTCOMES:
+        raise AuditValidationError("outcome", "must be one of success, failure, denied")
     get = data.get
     for name, limit in _TEXT_LIMITS:
         value = get(name)
@@ -184,6 +188,7 @@ def build_event(
     event_id: str | None = None,
     created_at: datetime | None = None,
     event_category: Any = "info",
+    outcome: Any = "success",
     metadata: Any = None,
     max_metadata_bytes: int = 16384,
     redact_keys: tuple[str, ...] = (),
@@ -203,6 +208,8 @@ def build_event(
     check_event_type(event_type)
     if event_category not in CATEGORIES:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
+    if outcome not in OUTCOMES:
+        raise AuditValidationError("outcome", "must be one of success, failure, denied")
     if created_at is None:
         created_at = datetime.now(timezone.utc)
     elif not isinstance(created_at, datetime) or created_at.tzinfo is None:
@@ -213,6 +220,7 @@ def build_event(
         "created_at": created_at.astimezone(timezone.utc),
         "event_type": event_type,
         "event_category": event_category,
+        "outcome": outcome,
     }
     get = fields.get
     for name, limit, multiline, is_ip in _CLIENT_SPECS:

@@ -63,6 +63,9 @@ FIELDS: tuple[Field, ...] = (
     Field("ip_address", "ip", 45),
     Field("user_agent", "text", 512),
     Field("request_id", "text", 128, filter=True),
+    # added by migration 4 (so nullable in the table; every new event has an outcome)
+    Field("outcome", "text", 16, source=CODE, filter=True, default="success"),
+    Field("tenant_id", "text", 255, filter=True),
 )
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
@@ -81,4 +84,5 @@ INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("event_type_created_at", ("event_type", "created_at")),
     ("resource", ("resource_type", "resource_id")),
     ("created_at", ("created_at",)),
+    ("tenant_id_created_at", ("tenant_id", "created_at")),
 )

@@ -44,7 +44,11 @@ def echo_request_id(response: Response) -> Response:
     return response
 
 
-def fill_from_request(fields: dict[str, Any], user_loader: Callable[[], Any] | None) -> None:
+def fill_from_request(
+    fields: dict[str, Any],
+    user_loader: Callable[[], Any] | None,
+    tenant_loader: Callable[[], Any] | None = None,
+) -> None:
     """Fill the request fields the caller left out; explicit arguments win. No-op outside a request."""
     if not has_request_context():
         return
@@ -60,6 +64,11 @@ def fill_from_request(fields: dict[str, Any], user_loader: Callable[[], Any] | N
             fields["user_id"] = user_loader()
         except Exception as exc:  # a broken loader must not break the request
             safety.swallowed(exc, "user_loader")
+    if fields.get("tenant_id") is None and tenant_loader is not None:
+        try:
+            fields["tenant_id"] = tenant_loader()
+        except Exception as exc:
+            safety.swallowed(exc, "tenant_loader")
 
 
 def _valid_ip(value: str | None) -> str | None:

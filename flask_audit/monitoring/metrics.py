@@ -24,6 +24,9 @@ TOTALS = (
     "spooled",
     "critical_fallback",
     "db_statements",
+    "outcome_success",
+    "outcome_failure",
+    "outcome_denied",
 )
 #: buckets summed for the "last minute" figures: the current one and the five before it
 MINUTE_BUCKETS = 60 // BUCKET_SECONDS

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from flask_audit.events.event import OUTCOMES
 from flask_audit.monitoring.buckets import DURATION_BUCKETS
 from flask_audit.monitoring.metrics import Snapshot
 
@@ -68,6 +69,12 @@ class SnapshotCollector:
             yield GaugeMetricFamily(name, doc, value=value)
         for name, field, doc in COUNTERS:
             yield CounterMetricFamily(name, doc, value=s.totals.get(field, 0))
+        outcomes = CounterMetricFamily(
+            "audit_events_by_outcome", "Events stored, by how the action ended.", labels=["outcome"]
+        )
+        for outcome in OUTCOMES:
+            outcomes.add_metric([outcome], s.totals.get(f"outcome_{outcome}", 0))
+        yield outcomes
         histogram = s.batch_seconds
         cumulative, buckets = 0.0, []
         for bound in DURATION_BUCKETS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,6 +39,12 @@ def failure_record(raw: bytes, error: str, attempts: int, event_id: str | None =
             "entry": raw.decode("utf-8", errors="replace"),
         }
     )
+
+
+def _outcomes(events: list[tuple[bytes, dict[str, Any]]], failures: list[bytes]) -> Counter[str]:
+    """How many of the batch's stored events ended in each outcome (rejected ones left out)."""
+    rejected = {orjson.loads(record).get("event_id") for record in failures} if failures else set()
+    return Counter(row["outcome"] for _raw, row in events if row["event_id"] not in rejected)
 
 
 class Drainer:
@@ -77,6 +84,8 @@ class Drainer:
         self.queue.settle(
             batch, inserted=inserted, batch_ms=elapsed_ms, failures=failures, statements=statements[0]
         )
+        if inserted:
+            self.queue.count_outcomes(_outcomes(events, failures))
         return DrainResult(
             claimed=len(batch.entries), inserted=inserted, failed=len(failures), remaining=batch.remaining
         )

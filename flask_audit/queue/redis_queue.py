@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -116,6 +116,13 @@ class AuditQueue:
         now_ms = int((now if now is not None else time.time()) * 1000)
         keys = [self.queue_key, self.inflight_key]
         return int(self._requeue(keys=keys, args=[self.batch_prefix, "due", now_ms]))
+
+    def count_outcomes(self, outcomes: Mapping[str, int]) -> None:
+        """Add the stored events of a batch, by outcome, to the totals (/metrics)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for outcome, count in outcomes.items():
+                pipe.hincrby(self.totals_key, f"outcome_{outcome}", count)
+            pipe.execute()
 
     def depth(self) -> int:
         """Events waiting to be claimed (priority and normal)."""

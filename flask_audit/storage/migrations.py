@@ -55,6 +55,15 @@ def _critical_index(store: AuditStore) -> None:
     create_index(store, CRITICAL_INDEX, CRITICAL_INDEX_COLUMNS, where=CRITICAL_INDEX_WHERE)
 
 
+def _outcome_and_tenant(store: AuditStore) -> None:
+    add_column(store, schema.BY_NAME["outcome"])
+    add_column(store, schema.BY_NAME["tenant_id"])
+    # the names a fresh table gets: Peewee's on a plain table, the declaration's on a partitioned one
+    partitioned = store.is_postgres and is_partitioned(store)
+    name = f"{TABLE_NAME}_tenant_id_created_at" if partitioned else "auditlog_tenant_id_created_at"
+    create_index(store, name, "(tenant_id, created_at)")
+
+
 def _seals_table(store: AuditStore) -> None:
     store.database.execute_sql(seals_table_sql(store.is_postgres))
     store.database.execute_sql(seals_index_sql())
@@ -64,6 +73,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit_logs as release 0.1.0 created it", _baseline),
     Migration(2, "partial index on critical rows (the dashboard's latest critical events)", _critical_index),
     Migration(3, "audit_seals: the chain of seals over audit_logs (tamper evidence)", _seals_table),
+    Migration(4, "outcome and tenant_id, and an index on (tenant_id, created_at)", _outcome_and_tenant),
 )
 
 

@@ -14,7 +14,7 @@ import peewee
 
 from flask_audit.errors import AuditValidationError
 from flask_audit.events import schema
-from flask_audit.events.event import CATEGORIES
+from flask_audit.events.event import CATEGORIES, OUTCOMES
 from flask_audit.storage.store import AuditLog, AuditStore
 
 #: filters matched by equality, each the column of the same name (from the field declaration)
@@ -53,6 +53,8 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
             filters.equal[name] = value
     if filters.equal.get("event_category", "info") not in CATEGORIES:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
+    if filters.equal.get("outcome", "success") not in OUTCOMES:
+        raise AuditValidationError("outcome", "must be one of success, failure, denied")
     if args.get("since"):
         filters.since = parse_time("since", args["since"])
     if args.get("until"):
