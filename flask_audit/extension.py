@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
+from werkzeug.exceptions import HTTPException
 
 from flask_audit import safety
 from flask_audit.api import api_blueprint
@@ -16,7 +18,7 @@ from flask_audit.cli import audit_cli
 from flask_audit.config import load_config
 from flask_audit.errors import AuditValidationError
 from flask_audit.events import schema
-from flask_audit.events.event import CATEGORIES, AuditEvent, build_event, check_event_type
+from flask_audit.events.event import CATEGORIES, OUTCOMES, AuditEvent, build_event, check_event_type
 from flask_audit.ingest.capture import echo_request_id, fill_from_request
 from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
 from flask_audit.runtime import AuditRuntime
@@ -34,6 +36,37 @@ def _client_fields(scope: dict[str, Any]) -> dict[str, Any]:
 
 #: the keywords ``audited`` passes on to ``log`` (its own ``resource_id`` aside)
 LOG_KEYWORDS = frozenset({*CLIENT_FIELDS, "event_category"} - {"resource_id"})
+
+
+#: the methods that change something: a route that accepts one of them is audited on them only
+CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def outcome_of(status: int) -> str:
+    """success for 2xx and 3xx, denied for 401 and 403, failure for anything else."""
+    if 200 <= status < 400:
+        return "success"
+    return "denied" if status in (401, 403) else "failure"
+
+
+def _audits(method: str, only: frozenset[str] | None) -> bool:
+    """Whether ``@audited`` records this request's method."""
+    if only is not None:
+        return method in only
+    rule = request.url_rule
+    changing = CHANGING_METHODS & set(rule.methods or ()) if rule is not None else set()
+    return method in changing if changing else True
+
+
+@dataclass
+class Annotation:
+    """What a decorated view said about its own event (``audit.annotate``)."""
+
+    outcome: str | None = None
+    skip: bool = False
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 class FlaskAudit:
@@ -189,14 +222,23 @@ class FlaskAudit:
         event_type: str,
         *,
         resource_id: str | Callable[..., Any] | None = None,
+        methods: Iterable[str] | None = None,
         **fields: Any,
     ) -> Callable[[F], F]:
-        """Decorate a view: record ``event_type`` after it succeeds (2xx or 3xx).
+        """Decorate a view: record ``event_type`` with how the request ended.
+
+        The outcome follows the response: ``success`` for 2xx and 3xx, ``denied`` for 401 and
+        403, ``failure`` for any other status and when the view raises (the exception's type goes
+        in ``metadata.error``; the exception is raised again). ``methods`` lists the methods
+        audited; by default, a route that also accepts POST, PUT, PATCH or DELETE is audited on
+        those only (a form's GET render is not the action). Inside the view,
+        ``audit.annotate(...)`` sets the outcome, adds fields, or skips the event.
 
         ``resource_id`` names a view argument, or is a callable given the response and the
         view's arguments. Other keywords are passed to ``log``. The event_type, the category and
         the keywords are checked here, when the view is decorated, so that a mistake in them fails
-        at import instead of costing every request its event.
+        at import instead of costing every request its event. Place it below ``login_required``
+        (nearer the view), so that an anonymous redirect to the login page is not the action.
         """
         check_event_type(event_type)
         unknown = sorted(set(fields) - LOG_KEYWORDS)
@@ -204,30 +246,87 @@ class FlaskAudit:
             raise TypeError(f"audited() got an unexpected keyword argument {unknown[0]!r}")
         if fields.get("event_category", "info") not in (*CATEGORIES, None):
             raise AuditValidationError("event_category", "must be one of info, warning, critical")
+        only = frozenset(m.upper() for m in methods) if methods is not None else None
 
         def decorate(view: F) -> F:
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                response = current_app.make_response(view(*args, **kwargs))
-                if 200 <= response.status_code < 400:
-                    try:
-                        rid = (
-                            resource_id(response, **kwargs)
-                            if callable(resource_id)
-                            else kwargs.get(resource_id)
-                            if resource_id
-                            else None
-                        )
-                        if rid is not None and not isinstance(rid, (str, int)):
-                            rid = str(rid)  # a converter's value (uuid, path): its text is the id
-                        self.log(event_type, resource_id=rid, **fields)
-                    except Exception as exc:  # the view already succeeded: do not turn it into a 500
-                        safety.swallowed(exc, f"audited({event_type})")
+                if not _audits(request.method, only):
+                    return view(*args, **kwargs)
+                note = Annotation()
+                g.setdefault("_audit_annotations", []).append(note)
+                try:
+                    response = current_app.make_response(view(*args, **kwargs))
+                except Exception as exc:
+                    status = exc.code if isinstance(exc, HTTPException) and exc.code else 500
+                    note.error = type(exc).__name__
+                    self._record(event_type, note, status, resource_id, None, kwargs, fields)
+                    raise
+                finally:
+                    g._audit_annotations.pop()
+                self._record(event_type, note, response.status_code, resource_id, response, kwargs, fields)
                 return response
 
             return wrapper  # type: ignore[return-value]
 
         return decorate
+
+    def annotate(
+        self,
+        *,
+        outcome: str | None = None,
+        skip: bool | None = None,
+        metadata: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Inside a view decorated with ``audited``: set the outcome of the event it will write
+        (a form that failed validation: ``outcome="failure"``), add fields (``resource_id``,
+        ``description``, ...; ``metadata`` is merged), or ``skip=True`` to write none."""
+        notes = g.get("_audit_annotations") if has_request_context() else None
+        if not notes:
+            raise RuntimeError("audit.annotate() is for a view decorated with @audit.audited")
+        unknown = sorted(set(fields) - LOG_KEYWORDS - {"resource_id"})
+        if unknown:
+            raise TypeError(f"annotate() got an unexpected keyword argument {unknown[0]!r}")
+        if outcome is not None and outcome not in OUTCOMES:
+            raise AuditValidationError("outcome", "must be one of success, failure, denied")
+        note = notes[-1]
+        note.outcome = outcome or note.outcome
+        note.skip = note.skip if skip is None else skip
+        note.metadata.update(metadata or {})
+        note.fields.update(fields)
+
+    def _record(
+        self,
+        event_type: str,
+        note: Annotation,
+        status: int,
+        resource_id: str | Callable[..., Any] | None,
+        response: Any,
+        kwargs: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> None:
+        """Write the decorator's event; never turns the view's answer into an error."""
+        if note.skip:
+            return
+        try:
+            rid = (
+                resource_id(response, **kwargs)
+                if callable(resource_id)
+                else kwargs.get(resource_id)
+                if resource_id
+                else None
+            )
+            if rid is not None and not isinstance(rid, (str, int)):
+                rid = str(rid)  # a converter's value (uuid, path): its text is the id
+            merged = {**fields, "resource_id": rid, **note.fields}
+            metadata = {**(fields.get("metadata") or {}), **note.metadata}
+            if note.error:
+                metadata["error"] = note.error
+            merged["metadata"] = metadata or None
+            self.log(event_type, outcome=note.outcome or outcome_of(status), **merged)
+        except Exception as exc:  # the view's answer stands: do not turn it into a 500
+            safety.swallowed(exc, f"audited({event_type})")
 
     def _build(
         self, runtime: AuditRuntime, event_type: str, category: str, outcome: str, fields: dict[str, Any]

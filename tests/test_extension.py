@@ -124,7 +124,7 @@ def test_one_extension_serves_several_apps(tmp_path, fake_redis):
         audit.log("ambiguous")
 
 
-def test_audited_records_success_only(make_app, fake_redis):
+def test_audited_records_each_attempt_with_its_outcome(make_app, fake_redis):
     app, audit = make_app(redis_client=fake_redis)
 
     @app.delete("/keys/<key_id>")
@@ -143,9 +143,10 @@ def test_audited_records_success_only(make_app, fake_redis):
     assert client.delete("/keys/k1").status_code == 204
     assert client.delete("/keys/missing").status_code == 404
     assert client.post("/keys").status_code == 201
-    assert [(e["event_type"], e["resource_id"]) for e in queued(audit.runtime(app))] == [
-        ("api_key_deleted", "k1"),
-        ("api_key_created", "k-new"),
+    assert [(e["event_type"], e["resource_id"], e["outcome"]) for e in queued(audit.runtime(app))] == [
+        ("api_key_deleted", "k1", "success"),
+        ("api_key_deleted", "missing", "failure"),
+        ("api_key_created", "k-new", "success"),
     ]
 
 
