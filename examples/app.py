@@ -14,7 +14,10 @@ from flask import Flask, abort, jsonify, request
 from flask_audit import FlaskAudit
 from flask_audit.vocabulary import ORIGINAL_DESIGN
 
-audit = FlaskAudit(user_loader=lambda: request.headers.get("X-User-ID"))
+audit = FlaskAudit(
+    user_loader=lambda: request.headers.get("X-User-ID"),
+    tenant_loader=lambda: request.headers.get("X-Tenant-ID"),  # each customer's trail apart
+)
 audit.register_event_types(ORIGINAL_DESIGN)  # each type's category, and a warning for a typo
 
 #: quota of API calls per user and month in this example
@@ -75,10 +78,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             (80, "usage_warning_80_percent"),
         ):
             if before < MONTHLY_QUOTA * percent // 100 <= usage[user]:
-                audit.log(
+                audit.log(  # the category ("warning") comes from the registered vocabulary
                     event_type,
                     resource_type="usage_quota",
-                    event_category="warning",
                     description=f"User reached {percent}% of monthly quota",
                     metadata={
                         "current_usage": usage[user],
@@ -105,6 +107,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.post("/api/v1/accounts/<user_id>/upgrade")
     @audit.audited("account_upgraded", resource_type="account", resource_id="user_id")
     def upgrade(user_id: str):
-        return jsonify({"user": user_id, "plan": "pro"})
+        plan = (request.get_json(silent=True) or {}).get("plan", "pro")
+        if plan not in ("pro", "enterprise"):
+            audit.annotate(outcome="failure", metadata={"requested_plan": str(plan)[:40]})
+            return jsonify({"error": "unknown plan"}), 200
+        if request.headers.get("X-User-ID") not in (None, user_id):
+            return jsonify({"error": "only the account's owner may upgrade it"}), 403  # denied
+        return jsonify({"user": user_id, "plan": plan})
 
     return app
