@@ -65,10 +65,11 @@ def create_app(test_config: dict[str, Any] | None = None, audited: bool = True) 
     audit: Any = (
         FlaskAudit(app, user_loader=lambda: g.user["id"] if g.get("user") else None) if audited else NoAudit()
     )
-    if audited:
+    audited = audit.audited if audited else (lambda *a, **k: lambda view: view)
+    annotate = audit.annotate if not isinstance(audit, NoAudit) else (lambda **k: None)
+    if not isinstance(audit, NoAudit):
         audit.register_event_type("user_registered", category="info")
-        audit.register_event_type("login_succeeded", category="info")
-        audit.register_event_type("login_failed", category="warning")
+        audit.register_event_type("user_logged_in", category="info")
         audit.register_event_type("post_created", category="info", resource_type="post")
         audit.register_event_type("post_updated", category="info", resource_type="post")
         audit.register_event_type("post_deleted", category="warning", resource_type="post")
@@ -120,12 +121,12 @@ def create_app(test_config: dict[str, Any] | None = None, audited: bool = True) 
             username, password = request.form["username"], request.form["password"]
             user = get_db().execute("SELECT * FROM user WHERE username = ?", (username,)).fetchone()
             if user is None or not check_password_hash(user["password"], password):
-                audit.log("login_failed", metadata={"username": username})
+                audit.log("user_logged_in", outcome="failure", metadata={"username": username})
                 flash("Incorrect username or password.")
                 return render_template_string(PAGE, body="login")
             session.clear()
             session["user_id"] = user["id"]
-            audit.log("login_succeeded", user_id=user["id"])
+            audit.log("user_logged_in", user_id=user["id"])
             return redirect(url_for("index"))
         return render_template_string(PAGE, body="login")
 
@@ -168,11 +169,13 @@ def create_app(test_config: dict[str, Any] | None = None, audited: bool = True) 
 
     @app.route("/<int:id>/update", methods=("GET", "POST"))
     @login_required
+    @audited("post_updated", resource_type="post", resource_id="id")  # below login_required
     def update(id: int):
         get_post(id)
         if request.method == "POST":
             if not request.form["title"]:
                 flash("Title is required.")
+                annotate(outcome="failure", metadata={"invalid": ["title"]})
             else:
                 db = get_db()
                 db.execute(
@@ -180,7 +183,6 @@ def create_app(test_config: dict[str, Any] | None = None, audited: bool = True) 
                     (request.form["title"], request.form["body"], id),
                 )
                 db.commit()
-                audit.log("post_updated", resource_type="post", resource_id=id)
                 return redirect(url_for("index"))
         return render_template_string(PAGE, body="update")
 

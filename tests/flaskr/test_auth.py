@@ -32,20 +32,19 @@ def test_login(client, auth, events):
     assert client.get("/auth/login").status_code == 200
     response = auth.login()
     assert response.headers["Location"] == "/"
-    events.assert_logged("login_succeeded", user_id="1")
+    events.assert_logged("user_logged_in", user_id="1", outcome="success")
 
 
 @pytest.mark.parametrize(("username", "password"), (("a", "test"), ("test", "a")))
 def test_login_validate_input(auth, events, username, password):
     response = auth.login(username, password)
     assert b"Incorrect username or password." in response.data
-    failed = events.assert_logged("login_failed")
+    failed = events.assert_logged("user_logged_in", outcome="failure")
     if AUDITED:
-        assert failed["event_category"] == "warning" and failed["metadata"] == {"username": username}
-        assert failed["user_id"] is None
+        assert failed["metadata"] == {"username": username} and failed["user_id"] is None
 
 
 def test_logout(client, auth, events):
     auth.login()
     auth.logout()
-    assert [e["event_type"] for e in events] == (["login_succeeded"] if AUDITED else [])
+    assert [e["event_type"] for e in events] == (["user_logged_in"] if AUDITED else [])
