@@ -496,3 +496,17 @@ def test_a_row_has_the_same_canonical_form_in_sqlite_and_in_postgresql(sqlite_ur
         store.close()
     assert forms[0] == forms[1]
     assert forms[0].startswith(f'["{event.event_id}","2026-02-03T04:05:06.000007Z","x","info","ü"'.encode())
+
+
+def test_the_compiled_postgresql_form_is_the_generic_one():
+    from flask_audit.integrity import canonical
+
+    for outcome, tenant, metadata in [
+        (None, None, None),
+        ("success", None, '{"b": 1, "a": [1, 2.5]}'),
+        ("denied", "t1", None),
+        (None, "t2", "{}"),
+    ]:
+        record = (5, 1_700_000_000_123_456, "01a21d0f-0000-7000-8000-000000000001", None, "x", "info", "u")
+        record += (None, "rid", "d\\n", metadata, "1.2.3.4", "ua", "req", outcome, tenant)
+        assert canonical._canonical_pg(record) == canonical._canonical(record, postgres=True)

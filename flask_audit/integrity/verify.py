@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from flask_audit.integrity import seals
-from flask_audit.integrity.canonical import count_after, micros, rows_between
+from flask_audit.integrity.canonical import (
+    CanonicalRow,
+    canonical_function,
+    count_after,
+    fetch,
+    micros,
+    rows_between,
+)
 from flask_audit.integrity.merkle import root
 from flask_audit.integrity.seals import CHECKPOINT, GENESIS, Seal, Signer
 from flask_audit.storage.store import AuditStore
@@ -82,14 +91,38 @@ def verify(
     previous = seals.before(store, from_seq) if from_seq is not None else _anchor(store, since)
     checkpoints = _checkpoints(store)
     signed_seen = False
-    for seal in seals.walk(store, (previous.seq + 1) if previous else 0, until):
-        report.seals += 1
-        report.last_seq = seal.seq
-        signed_seen = _check_seal(seal, previous, signer, report, signed_seen)
-        if seal.kind != CHECKPOINT:
-            purged = max((c.purged_before or "" for c in checkpoints if c.seq > seal.seq), default="")
-            _check_rows(store, seal, purged, report, progress)
-        previous = seal
+    to_canonical = canonical_function(store.is_postgres)
+    # One thread fetches the next seal's rows (its own connection; the driver lets go of the GIL
+    # while it waits) while this one checks the current seal's: the database and Python overlap.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-verify-fetch") as pool:
+
+        def prefetch(seal: Seal | None) -> Future[list[Any]] | None:
+            if seal is None or seal.kind == CHECKPOINT:
+                return None
+            if not store.is_postgres:  # SQLite: one connection (an in-memory database has no other)
+                done: Future[list[Any]] = Future()
+                done.set_result(fetch(store, seal.first_row_id - 1, seal.last_row_id))
+                return done
+            return pool.submit(fetch, store, seal.first_row_id - 1, seal.last_row_id)
+
+        upcoming = seals.walk(store, (previous.seq + 1) if previous else 0, until)
+        seal = next(upcoming, None)
+        records = prefetch(seal)
+        try:
+            while seal is not None:
+                following = next(upcoming, None)
+                following_records = prefetch(following)
+                report.seals += 1
+                report.last_seq = seal.seq
+                signed_seen = _check_seal(seal, previous, signer, report, signed_seen)
+                if records is not None:
+                    purged = max((c.purged_before or "" for c in checkpoints if c.seq > seal.seq), default="")
+                    rows = map(to_canonical, records.result())
+                    _check_rows(rows, seal, purged, report, progress)
+                previous, seal, records = seal, following, following_records
+        finally:
+            if store.is_postgres:
+                pool.submit(store.database.close).result()  # the fetching thread's own connection
     if since is None and until is None and from_seq is None:
         last_sealed = previous.last_row_id if previous else 0
         report.unsealed_rows = count_after(store, last_sealed)
@@ -162,7 +195,7 @@ _sha256 = hashlib.sha256
 
 
 def _check_rows(
-    store: AuditStore,
+    rows: Iterable[CanonicalRow],
     seal: Seal,
     purged_before: str,
     report: Report,
@@ -173,7 +206,7 @@ def _check_rows(
     problems = report.problems
     seen = verified = 0
     pop = expected.pop
-    for row in rows_between(store, seal.first_row_id - 1, seal.last_row_id):
+    for row in rows:
         seen += 1
         leaf = pop(row.row_id, None)
         if leaf is None:
