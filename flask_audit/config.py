@@ -376,6 +376,12 @@ KEYS: tuple[Key, ...] = (
         "bool",
     ),
     Key(
+        "AUDIT_FLASK_LOGIN",
+        False,
+        "record Flask-Login's logins, logouts and unauthorized requests (the 'login' extra)",
+        "bool",
+    ),
+    Key(
         "AUDIT_TESTING",
         None,
         "events go to memory only (no Redis, database, thread or file); default: the app's TESTING",
@@ -458,6 +464,7 @@ class AuditConfig:
     seal_interval_seconds: float
     verify_interval_seconds: float
     strict_event_types: bool
+    flask_login: bool
     testing: bool | None
     instance_path: str = field(default="")
 

@@ -20,6 +20,7 @@ from flask_audit.errors import AuditValidationError
 from flask_audit.events import schema
 from flask_audit.events.event import CATEGORIES, OUTCOMES, AuditEvent, build_event, check_event_type
 from flask_audit.ingest.capture import echo_request_id, fill_from_request
+from flask_audit.integrations.flask_login import connect as connect_flask_login
 from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
 from flask_audit.runtime import AuditRuntime
 from flask_audit.vocabulary import EventType, Vocabulary
@@ -118,6 +119,8 @@ class FlaskAudit:
         app.register_blueprint(metrics_blueprint())
         app.register_blueprint(api_blueprint(), url_prefix=config.api_url_prefix)
         app.extensions["audit"] = self
+        if config.flask_login:
+            connect_flask_login(self, app)
 
     def register_event_type(
         self,

@@ -1,0 +1,1 @@
+"""Optional integrations with other Flask extensions, each behind its own AUDIT_* switch."""
