@@ -134,3 +134,15 @@ def test_the_declaration_and_auditconfig_are_checked_against_each_other(monkeypa
     with pytest.raises(RuntimeError) as err:
         config._check_declaration()
     assert str(err.value) == "config declaration and AuditConfig differ: ['not_an_attribute']"
+
+
+def test_old_signing_keys_come_as_a_list_or_comma_separated_text(tmp_path):
+    def old_keys(value):
+        return load_config(Flask("cfg", instance_path=str(tmp_path)), {"AUDIT_SIGNING_KEYS_OLD": value})
+
+    assert old_keys(" key-a , key-b").signing_keys_old == ("key-a", "key-b")
+    assert old_keys(["key-a", " key-b "]).signing_keys_old == ("key-a", "key-b")
+    for bad in ("key-a,,key-b", ["key-a", 7]):
+        with pytest.raises(AuditConfigError) as err:
+            old_keys(bad)
+        assert err.value.key == "AUDIT_SIGNING_KEYS_OLD"

@@ -510,3 +510,83 @@ def test_the_compiled_postgresql_form_is_the_generic_one():
         record = (5, 1_700_000_000_123_456, "01a21d0f-0000-7000-8000-000000000001", None, "x", "info", "u")
         record += (None, "rid", "d\\n", metadata, "1.2.3.4", "ua", "req", outcome, tenant)
         assert canonical._canonical_pg(record) == canonical._canonical(record, postgres=True)
+
+
+def test_the_clocks_verification_walks_the_latest_seals_and_logs_each_problem(
+    make_app, fake_redis, any_db_url, monkeypatch, caplog
+):
+    """audit-verify checks the last VERIFY_RECENT_SEALS seals (here 2 of 4), records what it
+    found (the last seal, the problems, the rows not sealed yet) and logs each problem."""
+    import logging
+
+    from dramatiq.brokers.stub import StubBroker
+
+    from flask_audit.pipeline import clock as clock_module
+    from flask_audit.pipeline.clock import Clock
+    from flask_audit.pipeline.tasks import declare
+
+    monkeypatch.setattr(clock_module, "VERIFY_RECENT_SEALS", 2)
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=any_db_url, create_schema=False)
+    runtime = audit.runtime(app)
+    runtime.store.database.execute_sql(
+        "CREATE TABLE IF NOT EXISTS placeholder (x INTEGER)"
+    )  # no audit tables yet
+    from flask_audit.storage.store import AuditStore
+
+    AuditStore.create_schema(runtime.store)
+    runtime.store.database.execute_sql("DROP TABLE audit_seals")  # a database not migrated to 3
+    broker = StubBroker()
+    clock = Clock(runtime, broker, declare(broker, runtime))
+    follower = Clock(runtime, broker, clock.actors)
+    clock.elect()
+    assert follower.seal() == 0 and follower.verify() is None
+    ids = []
+    for batch in range(4):
+        with app.app_context():
+            ids.append(audit.critical("permanent_ban_applied", user_id=str(batch)))
+        assert clock.seal() == 1  # creates the seals table the first time
+    with app.app_context():
+        audit.critical("permanent_ban_applied", user_id="unsealed")
+    sql(runtime, "UPDATE audit_logs SET user_id = 'x' WHERE id = %s", (row_id(runtime, ids[0]),))  # seal 1
+    report = clock.verify()
+    assert (report.seals, report.rows, report.problems) == (2, 2, [])  # seals 3 and 4 only
+    snapshot = runtime.metrics.snapshot()
+    assert (snapshot.integrity_last_seal, snapshot.integrity_problems, snapshot.unsealed_rows) == (4, 0, 1)
+    sql(runtime, "UPDATE audit_logs SET user_id = 'x' WHERE id = %s", (row_id(runtime, ids[3]),))  # seal 4
+    with caplog.at_level(logging.ERROR, logger="flask_audit.pipeline.clock"):
+        report = clock.verify()
+    assert [p.kind for p in report.problems] == ["row_changed"]
+    assert caplog.messages == [f"integrity: row_changed: {report.problems[0].detail}"]
+    assert runtime.metrics.snapshot().integrity_problems == 1
+
+
+def test_the_nightly_purge_names_every_partition_it_drops(make_app, fake_redis, pg_url, caplog):
+    import logging
+    from datetime import datetime, timedelta, timezone
+
+    from dramatiq.brokers.stub import StubBroker
+
+    from flask_audit.events.event import build_event
+    from flask_audit.pipeline.clock import Clock
+    from flask_audit.pipeline.tasks import declare
+    from flask_audit.storage.partitions import ensure_partitions, month_start, partition_name
+
+    app, audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL=pg_url,
+        AUDIT_PARTITIONING="monthly",
+        AUDIT_RETENTION_DAYS=30,
+    )
+    runtime = audit.runtime(app)
+    now = datetime.now(timezone.utc)
+    olds = [now - timedelta(days=days) for days in (160, 120)]
+    for old in olds:
+        ensure_partitions(runtime.store, now=old, ahead=0)
+        runtime.store.insert([build_event("old", created_at=old)])
+    broker = StubBroker()
+    clock = Clock(runtime, broker, declare(broker, runtime))
+    clock.elect()
+    with caplog.at_level(logging.INFO, logger="flask_audit.pipeline.clock"):
+        clock.purge()  # whole months dropped: their rows are not counted one by one
+    names = ", ".join(partition_name(month_start(o.year, o.month)) for o in olds)
+    assert f"retention: 0 rows older than 30 days purged; partitions dropped: {names}" in caplog.messages
