@@ -423,3 +423,17 @@ def test_join_gives_up_after_its_timeout_and_leaves_no_thread_that_blocks_exit(f
     blocking = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
     assert blocking == []
     gate.set()
+
+
+def test_an_alerter_uses_the_retry_delays_it_is_given(fake_redis, monkeypatch):
+    attempts: list[float] = []
+
+    def failing(url, body, secret=None):
+        attempts.append(time.monotonic())
+        raise OSError("down")
+
+    monkeypatch.setattr("flask_audit.monitoring.alerts.post_json", failing)
+    alerter = Alerter(fake_redis, "alerts", "http://127.0.0.1:9/hook", cooldown=600, retry_delays=(0.01,))
+    alerter.evaluate([BACKLOG], now=1)
+    alerter.join()
+    assert len(attempts) == 2  # one try, one retry: the default would make three

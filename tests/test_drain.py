@@ -124,3 +124,27 @@ def test_a_poison_entry_is_isolated_by_halving_and_the_work_is_counted(make_app,
     assert snapshot.totals["db_statements"] == 3  # the COPYs that committed: 4, 2 and 1 rows
     assert 0 < snapshot.avg_batch_time_ms < 10_000
     assert 0 < snapshot.batch_seconds["sum"] < 10 and snapshot.batch_seconds["count"] == 1
+
+
+def test_a_poison_entry_in_the_first_half_is_found_too_and_counted_out(make_app, fake_redis, pg_url):
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url)
+    runtime = audit.runtime(app)
+    good = [build_event("ok", user_id=i) for i in range(4)]
+    data = json.loads(good[0].to_entry())
+    data["metadata"] = {"k": "\u0000"}
+    runtime.queue.push([json.dumps(data).encode()] + [e.to_entry() for e in good[1:]])
+    result = Drainer(runtime.queue, runtime.store).drain_once(4)
+    assert (result.inserted, result.failed) == (3, 1)
+    (record,) = [json.loads(raw) for raw in runtime.queue.client.lrange(runtime.queue.failed_key, 0, -1)]
+    assert record["attempts"] == 3 and record["event_id"] == good[0].event_id  # 4 -> 2 -> 1
+    totals = runtime.metrics.snapshot().totals
+    assert totals["outcome_success"] == 3  # the refused event is not counted
+
+
+def test_a_batch_of_only_undecodable_entries_inserts_nothing(pipeline):
+    app, audit, runtime, drainer = pipeline
+    runtime.queue.push([b"{bad", b"[1]"])
+    result = drainer.drain_once(10)
+    assert (result.claimed, result.inserted, result.failed) == (2, 0, 2)
+    records = [json.loads(raw) for raw in runtime.queue.client.lrange(runtime.queue.failed_key, 0, -1)]
+    assert [r["attempts"] for r in records] == [1, 1]  # refused before any insert

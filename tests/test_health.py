@@ -136,8 +136,29 @@ def quiet(**overrides):
                 INSPECT,
             ),
         ),
+        (
+            quiet(integrity_problems=0),
+            quiet(integrity_problems=1),
+            Finding(
+                "integrity_violation",
+                "critical",
+                1,
+                0,
+                "Integrity violation! 1 problems in the latest seals",
+                "Run `flask audit verify` to see which rows and seals; treat it as a security incident.",
+            ),
+        ),
     ],
-    ids=["backlog", "failures", "dropped", "dropped-no-total", "no-worker", "overflow", "failed"],
+    ids=[
+        "backlog",
+        "failures",
+        "dropped",
+        "dropped-no-total",
+        "no-worker",
+        "overflow",
+        "failed",
+        "integrity",
+    ],
 )
 def test_each_finding_appears_just_past_its_threshold_whole(at_threshold, over_threshold, expected):
     """Equal to the threshold is fine, one more is a finding: rule, severity, value, threshold,

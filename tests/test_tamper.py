@@ -590,3 +590,38 @@ def test_the_nightly_purge_names_every_partition_it_drops(make_app, fake_redis, 
         clock.purge()  # whole months dropped: their rows are not counted one by one
     names = ", ".join(partition_name(month_start(o.year, o.month)) for o in olds)
     assert f"retention: 0 rows older than 30 days purged; partitions dropped: {names}" in caplog.messages
+
+
+def test_the_clocks_verification_before_any_seal_counts_every_row_as_unsealed(make_app, fake_redis):
+    from dramatiq.brokers.stub import StubBroker
+
+    from flask_audit.pipeline.clock import Clock
+    from flask_audit.pipeline.tasks import declare
+
+    app, audit = make_app(redis_client=fake_redis)
+    runtime = audit.runtime(app)
+    with app.app_context():
+        for i in range(3):
+            audit.critical("permanent_ban_applied", user_id=str(i))
+    broker = StubBroker()
+    clock = Clock(runtime, broker, declare(broker, runtime))
+    clock.elect()
+    report = clock.verify()
+    assert (report.seals, report.rows, report.problems) == (0, 0, [])
+    snapshot = runtime.metrics.snapshot()
+    assert (snapshot.integrity_last_seal, snapshot.unsealed_rows) == (0, 3)
+
+
+def test_a_verify_interval_under_a_second_still_schedules_the_job(make_app, fake_redis):
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from dramatiq.brokers.stub import StubBroker
+
+    from flask_audit.pipeline.clock import Clock
+    from flask_audit.pipeline.tasks import declare
+
+    app, audit = make_app(redis_client=fake_redis, AUDIT_VERIFY_INTERVAL_SECONDS=0.5)
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    scheduler = BackgroundScheduler(timezone="UTC")
+    Clock(runtime, broker, declare(broker, runtime)).schedule(scheduler)
+    assert scheduler.get_job("audit-verify").trigger.interval.total_seconds() == 0.5

@@ -11,6 +11,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from flask_audit.errors import AuditError
+
 DOWN_DB = "postgresql://postgres@127.0.0.1:1/none"
 
 
@@ -100,4 +102,36 @@ def test_redis_back_replays_the_spool_on_a_daemon_thread_whose_failure_is_swallo
     thread.join(5)
     assert (thread.name, thread.daemon) == ("audit-spool-replay", True)
     assert [where for _, where in swallowed_errors] == ["spool replay"]
+    assert isinstance(swallowed_errors[0][0], redis.ConnectionError)
     assert runtime.spool.pending() == 1  # kept: it could not be delivered
+
+
+@pytest.mark.expect_swallowed
+def test_a_buffered_flush_counts_every_entry_it_writes_through_or_spools(
+    make_app, tmp_path, swallowed_errors
+):
+    """Several entries at once: each fallback counts them all, and says what it swallowed."""
+    app, audit = make_app(redis_client=down_redis(), AUDIT_BUFFERED=True, AUDIT_BUFFER_FLUSH_MS=600000)
+    runtime = audit.runtime(app)
+    with app.app_context():
+        for i in range(3):
+            audit.log("x", user_id=str(i))
+    runtime.buffer.flush()
+    assert runtime.store.count() == 3
+    assert runtime.write_path.counts._unsent["write_through"] == 3  # Redis is down: kept for later
+    (exc, where), *_ = swallowed_errors
+    assert isinstance(exc, redis.ConnectionError) and where == "redis push"
+
+    down_db, down_db_audit = make_app(
+        redis_client=down_redis(), AUDIT_DATABASE_URL=DOWN_DB, AUDIT_BUFFERED=True, create_schema=False
+    )
+    runtime = down_db_audit.runtime(down_db)
+    with down_db.app_context():
+        for i in range(3):
+            down_db_audit.log("y", user_id=str(i))
+    runtime.buffer.flush()
+    assert runtime.spool.pending() == 3
+    assert runtime.write_path.counts._unsent["spooled"] == 3
+    assert any(
+        isinstance(exc, AuditError) and where == "database write-through" for exc, where in swallowed_errors
+    )
