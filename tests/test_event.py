@@ -374,3 +374,20 @@ def test_an_older_entry_is_repaired_as_a_producer_would_now():
     long_v6 = "2001:0db8:0000:0000:0000:0000:0000:0001"  # 39 characters: kept as written
     assert decode_entry(_entry(ip_address=long_v6))["ip_address"] == long_v6
     assert decode_entry(_entry(ip_address="2001:0db8:0000:0000:0000:0000:0000:00001"))["ip_address"] is None
+
+
+def test_build_events_refusals_name_the_field_and_the_rule_word_for_word():
+    from datetime import datetime
+
+    with pytest.raises(TypeError) as err:
+        build_event("x", zebra=1, colour=2)
+    assert str(err.value) == "build_event() got an unexpected keyword argument 'colour'"
+    with pytest.raises(AuditValidationError) as err:
+        build_event("x", event_category="fatal")
+    assert str(err.value) == "event_category: must be one of info, warning, critical"
+    with pytest.raises(AuditValidationError) as err:
+        build_event("x", created_at=datetime(2026, 1, 1))
+    assert str(err.value) == "created_at: must be a timezone-aware datetime"
+    with pytest.raises(AuditValidationError) as err:
+        build_event("x", outcome="partial")
+    assert str(err.value) == "outcome: must be one of success, failure, denied"
