@@ -146,3 +146,64 @@ def test_old_signing_keys_come_as_a_list_or_comma_separated_text(tmp_path):
         with pytest.raises(AuditConfigError) as err:
             old_keys(bad)
         assert err.value.key == "AUDIT_SIGNING_KEYS_OLD"
+
+
+TIERS_RULE = "needs pairs of depth >= 0 and size 1..100000"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("AUDIT_BUFFERED", 2, "must be a boolean (true/false, 1/0, yes/no, on/off), not 2"),
+        ("AUDIT_BATCH_TIERS", "x", "must look like '0:100,1000:300', not 'x'"),
+        ("AUDIT_BATCH_TIERS", [(0, 0)], f"{TIERS_RULE}, not [(0, 0)]"),
+        ("AUDIT_BATCH_TIERS", [(-1, 5)], f"{TIERS_RULE}, not [(-1, 5)]"),
+        ("AUDIT_BATCH_TIERS", [(0, 100_001)], f"{TIERS_RULE}, not [(0, 100001)]"),
+        ("AUDIT_BATCH_TIERS", [(0, 1, 2)], f"{TIERS_RULE}, not [(0, 1, 2)]"),
+        ("AUDIT_REDACT_KEYS", 5, "must be a comma-separated list of names, not 5"),
+        ("AUDIT_MAX_QUEUE_LENGTH", True, "must be a whole number, not True"),
+        ("AUDIT_MAX_QUEUE_LENGTH", 1.5, "must be a whole number, not 1.5"),
+        ("AUDIT_DRAIN_INTERVAL_SECONDS", "abc", "must be a number, not 'abc'"),
+        ("AUDIT_DRAIN_INTERVAL_SECONDS", True, "must be a number, not True"),
+        ("AUDIT_DRAIN_INTERVAL_SECONDS", [1], "must be a number, not [1]"),
+        ("AUDIT_DRAIN_INTERVAL_SECONDS", "-inf", "must be a finite number, not '-inf'"),
+        ("AUDIT_RETENTION_DAYS", 36501, "must be at most 36500, not 36501"),
+        ("AUDIT_KEY_PREFIX", 5, "must be a string, not 5"),
+        ("AUDIT_OVERFLOW_POLICY", "explode", "must be one of 'direct', 'drop', not 'explode'"),
+        ("AUDIT_DRAMATIQ_QUEUE", "", "must not be empty"),
+        ("AUDIT_PARTITIONING", "monthly", "needs a PostgreSQL AUDIT_DATABASE_URL"),
+    ],
+)
+def test_each_refusal_names_the_key_and_the_rule_word_for_word(tmp_path, key, value, message):
+    with pytest.raises(AuditConfigError) as err:
+        load_config(Flask("cfg", instance_path=str(tmp_path)), {key: value})
+    assert str(err.value) == f"{key}: {message}"
+
+
+def test_values_given_as_python_objects_and_the_defaults_filled_in(tmp_path):
+    app = Flask("cfg", instance_path=str(tmp_path / "instance"))
+    app.config["TESTING"] = True
+    config = load_config(
+        app,
+        {
+            "AUDIT_BUFFERED": 1,
+            "AUDIT_BATCH_TIERS": [(1000, 300), (0, 1), (5000, 100_000)],
+            "AUDIT_REDACT_KEYS": ["Api-Key", " token "],
+            "AUDIT_KEY_PREFIX": "",
+            "AUDIT_ALERT_WEBHOOK_URL": "HTTPS://hooks.example/x",
+        },
+    )
+    assert config.buffered is True and load_config(app, {"AUDIT_BUFFERED": 0}).buffered is False
+    assert config.batch_tiers == ((0, 1), (1000, 300), (5000, 100_000))
+    assert config.redact_keys == ("api-key", "token")
+    assert (config.key_prefix, config.queue_key, config.failed_key) == (
+        "audit:",
+        "audit:queue",
+        "audit:failed",
+    )
+    assert config.spool_path == str(tmp_path / "instance" / "audit-spool.jsonl")
+    assert config.database_url == "sqlite:///" + str(tmp_path / "instance" / "audit.db")
+    assert config.instance_path == str(tmp_path / "instance")
+    assert config.api_token is None and config.signing_keys_old is None
+    assert config.testing is True and app.config["AUDIT_TESTING"] is True
+    assert load_config(app, {"AUDIT_DATABASE_URL": "postgres://u@h/db", "AUDIT_PARTITIONING": "monthly"})

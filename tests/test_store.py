@@ -171,3 +171,41 @@ def test_sqlite_stores_sortable_utc_text_and_null_metadata_as_null(sqlite_url):
     assert (text, metadata) == ("2026-01-01 00:00:00.000000+00:00", None)
     store.close()
     store.close()  # closing twice is harmless
+
+
+def test_a_sqlite_store_makes_its_folder_and_opens_in_wal_mode(tmp_path):
+    store = AuditStore(f"sqlite:///{tmp_path}/nested/dir/audit.db")
+    assert (tmp_path / "nested" / "dir").is_dir() and not store.is_postgres
+    assert store.database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 5000
+    store.create_schema()
+    kinds = {row[1]: row[2] for row in store.database.execute_sql("PRAGMA table_info(audit_logs)").fetchall()}
+    assert (kinds["created_at"], kinds["metadata"]) == ("VARCHAR(40)", "TEXT")
+    store.close()
+
+
+def test_both_postgresql_schemes_open_postgresql(pg_url):
+    for url in (pg_url, pg_url.replace("postgresql://", "postgres://", 1)):
+        store = AuditStore(url)
+        assert store.is_postgres
+        store.create_schema()
+        kinds = dict(
+            store.database.execute_sql(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'audit_logs'"
+            ).fetchall()
+        )
+        assert (kinds["created_at"], kinds["metadata"]) == ("timestamp with time zone", "jsonb")
+        store.close()
+
+
+def test_database_errors_become_the_packages_errors_and_others_pass_through(store):
+    # a missing table: the database is not ready yet
+    with pytest.raises(TransientStoreError), store.translate():
+        store.database.execute_sql("SELECT * FROM no_such_table_at_all_here")
+    # a row the database refuses: the data, not the database
+    with pytest.raises(RejectedError), store.translate(), store.database.atomic():
+        store.database.execute_sql("INSERT INTO audit_logs (event_type) VALUES ('x')")
+    with pytest.raises(KeyError), store.translate():  # not a database error: untouched
+        raise KeyError("x")
+    with store.translate():
+        pass  # no error: nothing raised
