@@ -10,6 +10,7 @@ import pytest
 from flask_audit.events import schema
 from flask_audit.integrity.sealer import seal_pending
 from flask_audit.integrity.seals import key_id, mac
+from flask_audit.pipeline.drain import Drainer
 
 KEY = "seal-key-one"
 API = {"Authorization": "Bearer api-token"}
@@ -17,7 +18,7 @@ API = {"Authorization": "Bearer api-token"}
 
 @pytest.fixture
 def sealed(make_app, fake_redis, any_db_url):
-    """An app whose 30 events are stored and sealed (in seals of 4,096: one seal, then more)."""
+    """An app whose 30 events are stored and sealed in one seal."""
     app, audit = make_app(
         redis_client=fake_redis,
         AUDIT_DATABASE_URL=any_db_url,
@@ -40,9 +41,6 @@ def sealed(make_app, fake_redis, any_db_url):
             )
             for i in range(30)
         ]
-    runtime.write_path  # noqa: B018 - the queue is drained into the store below
-    from flask_audit.pipeline.drain import Drainer
-
     Drainer(runtime.queue, runtime.store).drain_all(100)
     assert seal_pending(runtime.store, runtime.signer) == 30
     return app, audit, runtime, ids

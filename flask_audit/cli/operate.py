@@ -143,7 +143,7 @@ def export(fmt: str, since: str | None, until: str | None, output: str | None, *
     try:
         total = count(store, filters) if output else None
         with click.progressbar(
-            length=total or 0, label="exporting", file=sys.stderr if output else _Null()
+            length=total or 0, label="exporting", file=sys.stderr if output else NullStream()
         ) as bar:
             written = _write(fmt, stream(store, filters), out, bar.update)
     finally:
@@ -201,8 +201,9 @@ def _echo(text: str) -> None:
     click.echo(for_terminal(text) if _is_terminal(sys.stdout) else text)
 
 
-class _Null:
-    """A stream that swallows the progress bar when the export goes to stdout."""
+class NullStream:
+    """A stream that swallows a progress bar that has nowhere to go (the export on stdout, a
+    verification into a pipe)."""
 
     def write(self, _text: str) -> None:
         pass

@@ -10,6 +10,7 @@ import orjson
 from flask.cli import with_appcontext
 
 from flask_audit.cli.escaping import for_terminal
+from flask_audit.cli.operate import NullStream
 from flask_audit.integrity import proofs
 from flask_audit.integrity.canonical import count_after, timestamp_text
 from flask_audit.integrity.verify import verify
@@ -38,7 +39,7 @@ def verify_command(since: str | None, until: str | None, as_json: bool, proof_fi
     total = count_after(store, 0)
     to_terminal = sys.stderr.isatty() and not as_json
     with click.progressbar(
-        length=total, label="verifying", file=sys.stderr if to_terminal else _Null()
+        length=total, label="verifying", file=sys.stderr if to_terminal else NullStream()
     ) as bar:
         report = verify(
             store,
@@ -82,11 +83,3 @@ def _iso(value: str | None, option: str) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return timestamp_text(moment)
-
-
-class _Null:
-    def write(self, _text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass

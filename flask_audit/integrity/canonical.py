@@ -102,9 +102,9 @@ def _sqlite_uuid(value: str) -> str:
     return value if len(value) == 36 else str(uuid.UUID(value))
 
 
-def fetch(store: AuditStore, after_id: int, up_to_id: int, limit: int | None = None) -> list[tuple[Any, ...]]:
-    """The raw records of the rows with ``after_id < id <= up_to_id``, in id order (at most
-    ``limit``): ``canonical`` turns each into its canonical form. Safe to call from another
+def fetch(store: AuditStore, after_id: int, up_to_id: int) -> list[tuple[Any, ...]]:
+    """The raw records of the rows with ``after_id < id <= up_to_id``, in id order:
+    ``canonical_function`` turns each into its canonical form. Safe to call from another
     thread (verification fetches the next seal's rows while it checks this one's)."""
     if store.is_postgres:
         epoch_us = "(extract(epoch FROM created_at) * 1000000)::bigint"
@@ -113,18 +113,14 @@ def fetch(store: AuditStore, after_id: int, up_to_id: int, limit: int | None = N
     else:
         names = ", ".join(["id", "NULL", *schema.NAMES])
         sql = f"SELECT {names} FROM {TABLE_NAME} WHERE id > ? AND id <= ? ORDER BY id"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
     with store.translate():
         return store.database.execute_sql(sql, (after_id, up_to_id)).fetchall()
 
 
-def rows_between(
-    store: AuditStore, after_id: int, up_to_id: int, limit: int | None = None
-) -> Iterator[CanonicalRow]:
-    """Rows with ``after_id < id <= up_to_id`` in id order (at most ``limit``), canonicalised."""
+def rows_between(store: AuditStore, after_id: int, up_to_id: int) -> Iterator[CanonicalRow]:
+    """Rows with ``after_id < id <= up_to_id`` in id order, canonicalised."""
     to_canonical = canonical_function(store.is_postgres)
-    for record in fetch(store, after_id, up_to_id, limit):
+    for record in fetch(store, after_id, up_to_id):
         yield to_canonical(record)
 
 

@@ -89,13 +89,6 @@ class Seal:
             for row_id, created_us, event, leaf in LEAF.iter_unpack(self.leaves or b"")
         }
 
-    def unpacked(self) -> list[Leaf]:
-        blob = bytes(self.leaves or b"")
-        return [
-            Leaf(row_id, created_us, str(uuid.UUID(bytes=event)), leaf)
-            for row_id, created_us, event, leaf in LEAF.iter_unpack(blob)
-        ]
-
     def summary(self) -> dict[str, object]:
         """The seal as a proof or a report shows it (without its leaves)."""
         return {
