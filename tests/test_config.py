@@ -207,3 +207,19 @@ def test_values_given_as_python_objects_and_the_defaults_filled_in(tmp_path):
     assert config.api_token is None and config.signing_keys_old is None
     assert config.testing is True and app.config["AUDIT_TESTING"] is True
     assert load_config(app, {"AUDIT_DATABASE_URL": "postgres://u@h/db", "AUDIT_PARTITIONING": "monthly"})
+
+
+def test_tiers_and_key_lists_from_text_skip_blank_parts_and_sort():
+    from flask_audit.config import parse_keys, parse_tiers
+
+    assert parse_tiers(" 1000:300 , 0:100,, ") == ((0, 100), (1000, 300))
+    assert parse_tiers("0:1,0:100000") == ((0, 1), (0, 100_000))
+    with pytest.raises(AuditConfigError) as err:
+        parse_tiers(" , ")
+    assert str(err.value) == "AUDIT_BATCH_TIERS: needs pairs of depth >= 0 and size 1..100000, not ' , '"
+    with pytest.raises(AuditConfigError) as err:
+        parse_tiers("0", key="AUDIT_OTHER_TIERS")
+    assert err.value.key == "AUDIT_OTHER_TIERS"
+    assert parse_keys("K", " Api-Key ,,TOKEN, ") == ("api-key", "token")
+    assert parse_keys("K", ["A", 7, " "]) == ("a", "7")
+    assert parse_keys("K", "") == ()

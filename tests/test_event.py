@@ -391,3 +391,106 @@ def test_build_events_refusals_name_the_field_and_the_rule_word_for_word():
     with pytest.raises(AuditValidationError) as err:
         build_event("x", outcome="partial")
     assert str(err.value) == "outcome: must be one of success, failure, denied"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "message"),
+    [
+        ("", "event_type: is required and must be a non-empty string"),
+        (None, "event_type: is required and must be a non-empty string"),
+        (7, "event_type: is required and must be a non-empty string"),
+        ("x" * 101, "event_type: must be at most 100 characters"),
+        ("api key", "event_type: may hold only letters, digits and _ . : -"),
+        ("a\nb", "event_type: may hold only letters, digits and _ . : -"),
+    ],
+)
+def test_event_type_refusals_word_for_word(event_type, message):
+    with pytest.raises(AuditValidationError) as err:
+        build_event(event_type)
+    assert str(err.value) == message
+
+
+def test_event_type_limits_are_inclusive():
+    assert build_event("x" * 100).event_type == "x" * 100
+    assert build_event("a_b.c:d-E9").event_type == "a_b.c:d-E9"
+
+
+def test_created_at_must_be_an_aware_datetime_and_is_stored_in_utc():
+    from datetime import timedelta
+
+    with pytest.raises(AuditValidationError) as err:
+        build_event("x", created_at="2026-01-01T00:00:00+00:00")
+    assert str(err.value) == "created_at: must be a timezone-aware datetime"
+    paris = timezone(timedelta(hours=1))
+    event = build_event("x", created_at=datetime(2026, 1, 1, 13, 0, tzinfo=paris))
+    assert event.created_at == datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    assert event.created_at.utcoffset() == timedelta(0)
+
+
+def test_a_given_event_id_is_kept_and_an_empty_one_replaced():
+    given = "0190f5c2-0000-7000-8000-000000000001"
+    assert build_event("x", event_id=given).event_id == given
+    assert len(build_event("x", event_id="").event_id) == 36
+
+
+def test_metadata_that_is_not_a_mapping_is_refused_and_a_mapping_is_kept():
+    from types import MappingProxyType
+
+    with pytest.raises(AuditValidationError) as err:
+        build_event("x", metadata=[("a", 1)])
+    assert str(err.value) == "metadata: must be a JSON object (a dict or other Mapping)"
+    assert build_event("x", metadata=MappingProxyType({"a": 1})).metadata == {"a": 1}
+    assert build_event("x", metadata={}).metadata == {}
+
+
+def test_metadata_at_the_byte_limit_is_kept_and_one_byte_over_is_replaced():
+    import orjson
+
+    metadata = {"k": "x" * 100}
+    size = len(orjson.dumps(metadata))
+    assert build_event("x", metadata=metadata, max_metadata_bytes=size).metadata == metadata
+    over = build_event("x", metadata=metadata, max_metadata_bytes=size - 1).metadata
+    assert over == {
+        "_truncated": f"metadata was {size} bytes as JSON, over the limit of {size - 1}",
+        "_sanitized": ["metadata"],
+    }
+    # the note keeps the other repairs too
+    over = build_event("x", metadata=metadata, description="a\x00", max_metadata_bytes=size - 1).metadata
+    assert over["_sanitized"] == ["description", "metadata"]
+
+
+def test_the_queue_entry_decodes_to_the_row_build_event_made():
+    from flask_audit.events.event import decode_entry
+
+    event = build_event("x", user_id="u", outcome="denied", metadata={"a": [1]}, ip_address="::1")
+    row = decode_entry(event.to_entry())
+    assert row["created_at"] == event.created_at.isoformat()
+    assert {k: v for k, v in row.items() if k != "created_at"} == {
+        k: v for k, v in event.to_row().items() if k != "created_at"
+    }
+
+
+@pytest.mark.parametrize("version", [True, 2, 1.0, None])
+def test_only_entry_versions_up_to_this_one_are_understood(version):
+    from flask_audit.events.event import decode_entry
+
+    with pytest.raises(AuditValidationError) as err:
+        decode_entry(_entry(v=version))
+    assert str(err.value) == f"v: entry version {version!r} is not understood"
+
+
+def test_an_entry_of_version_zero_or_one_is_read_with_the_defaults_filled_in():
+    from flask_audit.events.event import ENTRY_DEFAULTS, decode_entry
+
+    for version in (0, 1):
+        row = decode_entry(_entry(v=version, outcome=_DROP, event_category=_DROP))
+        assert row["outcome"] == "success" and row["event_category"] == "info"
+    assert ENTRY_DEFAULTS["outcome"] == "success"
+
+
+def test_text_over_its_limit_in_an_entry_is_cut_to_the_limit_exactly():
+    from flask_audit.events.event import MAX_LENGTHS, decode_entry
+
+    limit = MAX_LENGTHS["request_id"]
+    assert decode_entry(_entry(request_id="r" * limit))["request_id"] == "r" * limit
+    assert decode_entry(_entry(request_id="r" * (limit + 1)))["request_id"] == "r" * limit
