@@ -415,6 +415,11 @@ KEYS: tuple[Key, ...] = (
         0,
         86400,
     ),
+    Key(
+        "AUDIT_EVENT_SOURCE",
+        None,
+        "the source OCSF, CloudEvents and Splunk HEC name events by; default: /flask-audit/<app name>",
+    ),
 )
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 
@@ -466,6 +471,7 @@ class AuditConfig:
     strict_event_types: bool
     flask_login: bool
     testing: bool | None
+    event_source: str | None = None
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:
@@ -504,9 +510,11 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
             raise AuditConfigError(f"AUDIT_{name.upper()}", "must not be empty")
     if values["partitioning"] and not values["database_url"].startswith(("postgres://", "postgresql://")):
         raise AuditConfigError("AUDIT_PARTITIONING", "needs a PostgreSQL AUDIT_DATABASE_URL")
-    webhook = values["alert_webhook_url"]
-    if webhook and not webhook.lower().startswith(("http://", "https://")):
-        raise AuditConfigError("AUDIT_ALERT_WEBHOOK_URL", f"must be an http or https URL, not {webhook!r}")
+    for name in ("alert_webhook_url",):
+        url = values[name]
+        if url and not url.lower().startswith(("http://", "https://")):
+            raise AuditConfigError(f"AUDIT_{name.upper()}", f"must be an http or https URL, not {url!r}")
+    values["event_source"] = values["event_source"] or f"/flask-audit/{app.name}"
     return AuditConfig(**values, instance_path=app.instance_path)
 
 

@@ -129,10 +129,12 @@ class FlaskAudit:
         category: str = "info",
         description: str = "",
         resource_type: str | None = None,
+        ocsf: str | None = None,
     ) -> EventType:
         """Declare an event type: its default category (used when ``log`` gets none), what it
-        means, and the kind of resource it concerns. ``flask audit event-types`` lists them."""
-        return self.vocabulary.register(EventType(name, category, description, resource_type))
+        means, the kind of resource it concerns and its OCSF class (``"class:activity"``, for
+        OCSF exports and streams). ``flask audit event-types`` lists them."""
+        return self.vocabulary.register(EventType(name, category, description, resource_type, ocsf))
 
     def register_event_types(self, types: Iterable[EventType]) -> None:
         """Declare several, e.g. ``flask_audit.vocabulary.ORIGINAL_DESIGN``."""

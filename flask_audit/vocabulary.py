@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from flask_audit.errors import AuditValidationError
 from flask_audit.events.event import CATEGORIES, check_event_type
+from flask_audit.formats.ocsf import check_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -26,18 +27,39 @@ class EventType:
     category: str = "info"
     description: str = ""
     resource_type: str | None = None
+    #: the OCSF class (and activity) of its events in OCSF exports and streams, e.g.
+    #: ``"account_change:disable"``; None: API Activity, the activity read from the name
+    ocsf: str | None = None
 
 
 #: the original design's table of event types (shared/spec/original-design.md)
 ORIGINAL_DESIGN: tuple[EventType, ...] = (
-    EventType("permanent_ban_applied", "critical", "An account was banned for good.", "account"),
-    EventType("api_key_created", "info", "An API key was created.", "api_key"),
-    EventType("api_key_deleted", "info", "An API key was deleted.", "api_key"),
-    EventType("api_key_rotated", "info", "An API key was replaced by a new one.", "api_key"),
+    EventType(
+        "permanent_ban_applied",
+        "critical",
+        "An account was banned for good.",
+        "account",
+        "account_change:disable",
+    ),
+    EventType("api_key_created", "info", "An API key was created.", "api_key", "entity_management:create"),
+    EventType("api_key_deleted", "info", "An API key was deleted.", "api_key", "entity_management:delete"),
+    EventType(
+        "api_key_rotated",
+        "info",
+        "An API key was replaced by a new one.",
+        "api_key",
+        "entity_management:update",
+    ),
     EventType("usage_limit_reached", "warning", "An account used all of its quota.", "usage_quota"),
     EventType("usage_warning_80_percent", "warning", "An account used 80% of its quota.", "usage_quota"),
     EventType("usage_warning_90_percent", "warning", "An account used 90% of its quota.", "usage_quota"),
-    EventType("account_upgraded", "info", "An account moved to a higher plan.", "account"),
+    EventType(
+        "account_upgraded",
+        "info",
+        "An account moved to a higher plan.",
+        "account",
+        "entity_management:update",
+    ),
 )
 
 
@@ -54,6 +76,8 @@ class Vocabulary:
         check_event_type(event_type.name)
         if event_type.category not in CATEGORIES:
             raise AuditValidationError("category", "must be one of info, warning, critical")
+        if event_type.ocsf is not None:
+            check_mapping(event_type.ocsf)
         known = self._types.get(event_type.name)
         if known is not None and known != event_type:
             raise AuditValidationError(

@@ -220,3 +220,41 @@ def test_purge_on_a_partitioned_table_drops_whole_months(make_app, pg_url, fake_
     )
     assert gone not in existing_partitions(store)
     assert [r.event_type for r in store.recent(10)] == ["recent"]
+
+
+def test_the_jsonl_export_postgresql_writes_is_the_stored_events_value_for_value(pg_app, tmp_path):
+    """The COPY path (PostgreSQL) and the row-by-row path (any database, and terminals) agree on
+    every value, hostile text included, under the same filters."""
+    from flask_audit.cli.operate import _write
+    from flask_audit.storage.query import parse_filters, stream
+
+    app, audit, runtime = pg_app
+    whole_second = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+    events = [
+        build_event(
+            "x",
+            user_id="u1",
+            description='quote " backslash \\ line\nbreak\ttab ünï \u2028 \U0001f600',
+            metadata={"deep": {"list": [1, 2.5, None, True, "\\n"]}, "big": 2**63, "x": "\x01"},
+            user_agent="=cmd|' /C calc'!A0",
+            created_at=whole_second,  # isoformat() without microseconds
+        ),
+        build_event("y", user_id="u1", created_at=whole_second + timedelta(microseconds=1)),
+        build_event("z", user_id="u2", ip_address="2001:db8::1", tenant_id="t", outcome="denied"),
+    ]
+    runtime.store.insert(events)
+    out = tmp_path / "all.jsonl"
+    result = app.test_cli_runner().invoke(args=["audit", "export", "--user-id", "u1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "exported 2 row(s)" in result.output
+    # lines end at \n only: str.splitlines would also cut at the U+2028 inside a value
+    by_copy = [json.loads(line) for line in out.read_text(encoding="utf-8").split("\n") if line]
+    sink = io.StringIO()
+    _write("jsonl", stream(runtime.store, parse_filters({"user_id": "u1"})), sink, lambda n: None)
+    by_rows = [json.loads(line) for line in sink.getvalue().split("\n") if line]
+    assert by_copy == by_rows and len(by_copy) == 2
+    assert by_copy[0]["created_at"] == "2026-03-01T12:00:00+00:00"
+    assert by_copy[1]["created_at"] == "2026-03-01T12:00:00.000001+00:00"
+    to_stdout = app.test_cli_runner().invoke(args=["audit", "export"])
+    lines = [json.loads(line) for line in to_stdout.output.split("\n") if line]
+    assert [row["event_type"] for row in lines] == ["x", "y", "z"]

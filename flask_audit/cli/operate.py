@@ -9,14 +9,17 @@ from typing import IO, Any
 
 import click
 import orjson
+from flask import current_app
 from flask.cli import with_appcontext
 
 from flask_audit.cli.escaping import csv_cell, for_terminal
 from flask_audit.errors import AuditValidationError
 from flask_audit.events.event import FIELDS
+from flask_audit.formats import FORMATS, Formatter, formatter
 from flask_audit.integrity.sealer import checkpoint
 from flask_audit.queue.failed import FailedList
 from flask_audit.runtime import current_runtime
+from flask_audit.storage.pgexport import copy_jsonl
 from flask_audit.storage.query import EQUALITY_FILTERS, count, parse_filters, stream, to_dict
 from flask_audit.storage.retention import expire
 
@@ -122,7 +125,14 @@ def _filter_options(command: Any) -> Any:
 
 
 @click.command("export")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([*FORMATS, "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: the stored events; ocsf, cloudevents, splunk-hec: one such JSON object per line.",
+)
 @click.option("--since", help="ISO 8601; rows created at or after it.")
 @click.option("--until", help="ISO 8601; rows created before it.")
 @click.option(
@@ -131,7 +141,8 @@ def _filter_options(command: Any) -> Any:
 @_filter_options
 @with_appcontext
 def export(fmt: str, since: str | None, until: str | None, output: str | None, **equal: str | None) -> None:
-    """Stream rows in created_at order, in constant memory, as JSON lines or CSV."""
+    """Stream rows in created_at order, in constant memory, as JSON lines (stored, OCSF,
+    CloudEvents or Splunk HEC) or CSV."""
     args = {k: v for k, v in equal.items() if v is not None and k in EQUALITY_FILTERS}
     args.update({k: v for k, v in (("since", since), ("until", until)) if v})
     try:
@@ -139,21 +150,40 @@ def export(fmt: str, since: str | None, until: str | None, output: str | None, *
     except AuditValidationError as exc:
         raise click.BadParameter(exc.rule, param_hint=f"--{exc.field.replace('_', '-')}") from None
     store = current_runtime().store
-    out: IO[str] = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
+    # the server writes JSON lines itself (COPY), unless they go to a terminal, which needs escaping
+    by_copy = fmt == "jsonl" and store.is_postgres and (output is not None or not _is_terminal(sys.stdout))
+    if by_copy:
+        out: Any = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+        if not output:
+            sys.stdout.flush()
+    else:
+        out = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
     try:
         total = count(store, filters) if output else None
         with click.progressbar(
             length=total or 0, label="exporting", file=sys.stderr if output else NullStream()
         ) as bar:
-            written = _write(fmt, stream(store, filters), out, bar.update)
+            if by_copy:
+                written = copy_jsonl(store, filters, out, bar.update)
+            else:
+                written = _write(fmt, stream(store, filters), out, bar.update, _formatter(fmt))
     finally:
         if output:
             out.close()
+        elif by_copy:
+            out.flush()
     if output:
         click.echo(f"exported {written} row(s) to {output}", err=True)
 
 
-def _write(fmt: str, rows: Any, out: IO[str], progress: Any) -> int:
+def _formatter(fmt: str) -> Formatter | None:
+    if fmt == "csv":
+        return None
+    audit = current_app.extensions["audit"]
+    return formatter(fmt, audit.vocabulary, current_runtime().config.event_source or "/flask-audit")
+
+
+def _write(fmt: str, rows: Any, out: IO[str], progress: Any, shape: Formatter | None = None) -> int:
     """Write rows as JSON lines or CSV; CSV cells never start a formula, and a terminal never
     receives a control character."""
     written = 0
@@ -168,7 +198,7 @@ def _write(fmt: str, rows: Any, out: IO[str], progress: Any) -> int:
             data["metadata"] = orjson.dumps(data["metadata"]).decode() if data["metadata"] is not None else ""
             writer.writerow([csv_cell(data[c]) if data[c] is not None else "" for c in CSV_COLUMNS])
         else:
-            out.write(orjson.dumps(data).decode() + "\n")
+            out.write(orjson.dumps(shape(data) if shape else data).decode() + "\n")
         written += 1
         if written % 1000 == 0:
             progress(1000)

@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 #: the events this integration records, registered with the app's vocabulary
 LOGIN_EVENT_TYPES: tuple[EventType, ...] = (
     EventType(
-        "user_logged_in", "info", "A user logged in (outcome failure: the credentials were wrong).", "user"
+        "user_logged_in",
+        "info",
+        "A user logged in (outcome failure: the credentials were wrong).",
+        "user",
+        "authentication:logon",
     ),
-    EventType("user_logged_out", "info", "A user logged out.", "user"),
+    EventType("user_logged_out", "info", "A user logged out.", "user", "authentication:logoff"),
     EventType("user_unauthorized", "warning", "A request needed a login it did not have.", "user"),
 )
 
