@@ -420,6 +420,48 @@ KEYS: tuple[Key, ...] = (
         None,
         "the source OCSF, CloudEvents and Splunk HEC name events by; default: /flask-audit/<app name>",
     ),
+    Key(
+        "AUDIT_STREAM_URL",
+        None,
+        "stored events are POSTed here in batches, in order, at least once; http or https only",
+    ),
+    Key(
+        "AUDIT_STREAM_FORMAT",
+        "jsonl",
+        "the log stream's body: JSON lines of the stored event, OCSF, CloudEvents or Splunk HEC",
+        "choice",
+        choices=("jsonl", "ocsf", "cloudevents", "splunk-hec"),
+    ),
+    Key(
+        "AUDIT_STREAM_TOKEN",
+        None,
+        "sent as Authorization: Bearer <token> (Splunk <token> for splunk-hec)",
+        "secret",
+    ),
+    Key("AUDIT_STREAM_BATCH_SIZE", 500, "events per POST of the log stream", "int", 1, 10_000),
+    Key(
+        "AUDIT_STREAM_TIMEOUT_SECONDS",
+        10,
+        "a POST of the log stream that takes longer fails and is retried",
+        "float",
+        0.1,
+        300,
+    ),
+    Key(
+        "AUDIT_STREAM_MAX_BACKOFF_SECONDS",
+        60,
+        "the longest wait between retries of a failing log stream",
+        "float",
+        0.1,
+        3600,
+    ),
+    Key(
+        "AUDIT_ALERT_STREAM_LAG_SECONDS",
+        300,
+        "the log stream's oldest undelivered event older than this fires an alert",
+        "int",
+        1,
+    ),
 )
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 
@@ -472,6 +514,13 @@ class AuditConfig:
     flask_login: bool
     testing: bool | None
     event_source: str | None = None
+    stream_url: str | None = None
+    stream_format: str = "jsonl"
+    stream_token: str | None = None
+    stream_batch_size: int = 500
+    stream_timeout_seconds: float = 10
+    stream_max_backoff_seconds: float = 60
+    alert_stream_lag_seconds: int = 300
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:
@@ -510,7 +559,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
             raise AuditConfigError(f"AUDIT_{name.upper()}", "must not be empty")
     if values["partitioning"] and not values["database_url"].startswith(("postgres://", "postgresql://")):
         raise AuditConfigError("AUDIT_PARTITIONING", "needs a PostgreSQL AUDIT_DATABASE_URL")
-    for name in ("alert_webhook_url",):
+    for name in ("alert_webhook_url", "stream_url"):
         url = values[name]
         if url and not url.lower().startswith(("http://", "https://")):
             raise AuditConfigError(f"AUDIT_{name.upper()}", f"must be an http or https URL, not {url!r}")

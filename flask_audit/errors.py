@@ -38,3 +38,12 @@ class AuditConfigError(AuditError, ValueError):
         super().__init__(f"{key}: {rule}")
         self.key = key
         self.rule = rule
+
+
+class StreamDeliveryError(Exception):
+    """The log stream's endpoint did not accept a batch (refused, unreachable, too slow or
+    redirecting): the batch is sent again after a back-off. Never reaches the application."""
+
+
+class StreamCursorMoved(Exception):
+    """Another sender moved the log stream's cursor: this one stops and reads it again."""

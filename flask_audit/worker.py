@@ -17,4 +17,4 @@ def load_app() -> Flask:
 
 
 app = load_app()
-broker, actors = setup(app.extensions["audit"].runtime(app))
+broker, actors = setup(app.extensions["audit"].runtime(app), vocabulary=app.extensions["audit"].vocabulary)

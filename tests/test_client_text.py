@@ -10,8 +10,6 @@ import pytest
 from flask_audit.errors import AuditValidationError
 from flask_audit.events.sanitize import REPLACEMENT, client_text
 
-pytestmark = pytest.mark.unit
-
 
 def repair(value, limit=10, *, multiline=False, altered=None):
     """(the stored text, the names reported as repaired)."""

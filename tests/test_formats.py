@@ -14,8 +14,6 @@ from flask_audit.integrations.flask_login import LOGIN_EVENT_TYPES
 from flask_audit.pipeline.drain import Drainer
 from flask_audit.vocabulary import ORIGINAL_DESIGN
 
-pytestmark = pytest.mark.integration
-
 # What OCSF 1.3.0 requires (https://schema.ocsf.io/1.3.0): the base event's required attributes,
 # each class's own, and the "at least one of" constraints of the objects they hold.
 BASE_REQUIRED = ("activity_id", "category_uid", "class_uid", "metadata", "severity_id", "time", "type_uid")
@@ -178,7 +176,6 @@ def test_splunk_hec_events_carry_their_own_time_in_seconds(exported):
         assert hec["time"] == round(datetime.fromisoformat(row["created_at"]).timestamp(), 6)
 
 
-@pytest.mark.unit
 def test_a_wrong_ocsf_mapping_is_refused_at_registration(make_app):
     app, audit = make_app()
     with pytest.raises(AuditValidationError) as err:
@@ -193,7 +190,6 @@ def test_a_wrong_ocsf_mapping_is_refused_at_registration(make_app):
     assert audit.register_event_type("x_done", ocsf="api_activity:read").ocsf == "api_activity:read"
 
 
-@pytest.mark.unit
 def test_the_default_source_names_the_app(make_app):
     app, audit = make_app()
     assert audit.runtime(app).config.event_source == f"/flask-audit/{app.name}"

@@ -13,7 +13,13 @@ from flask_audit.monitoring.metrics import Snapshot
 
 #: the rules that alert (the original design's three, and a failed verification of the seals);
 #: the other findings only show in health
-ALERT_RULES = ("queue_backed_up", "high_failure_rate", "events_dropped", "integrity_violation")
+ALERT_RULES = (
+    "queue_backed_up",
+    "high_failure_rate",
+    "events_dropped",
+    "integrity_violation",
+    "stream_lagging",
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,7 @@ class Thresholds:
     queue_length: int = 5000
     failures_per_minute: int = 50
     dropped: int = 0
+    stream_lag_seconds: float = 300
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,19 @@ def findings(snapshot: Snapshot, thresholds: Thresholds) -> list[Finding]:
                 "Run `flask audit verify` to see which rows and seals; treat it as a security incident.",
             )
         )
+    if snapshot.stream_lag_seconds > thresholds.stream_lag_seconds:
+        found.append(
+            Finding(
+                "stream_lagging",
+                "warning",
+                snapshot.stream_lag_seconds,
+                thresholds.stream_lag_seconds,
+                f"Log stream falling behind! Oldest undelivered event:"
+                f" {snapshot.stream_lag_seconds:.0f} s old ({snapshot.stream_undelivered} waiting)",
+                "Check AUDIT_STREAM_URL's endpoint and the worker logs; the events wait in the database"
+                " and are sent when it answers again.",
+            )
+        )
     if snapshot.overflow_last_minute > 0:
         found.append(
             Finding(
@@ -148,4 +168,5 @@ def thresholds_of(config: AuditConfig) -> Thresholds:
         queue_length=config.alert_queue_threshold,
         failures_per_minute=config.alert_failures_per_minute,
         dropped=config.alert_dropped_threshold,
+        stream_lag_seconds=config.alert_stream_lag_seconds,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -54,6 +55,13 @@ class Snapshot:
     integrity_problems: int = 0
     unsealed_rows: int = 0
     integrity_verified_at: float = 0.0
+    #: the log stream: events delivered and failed attempts (totals), and the clock's last look at
+    #: its lag (seconds since the oldest undelivered event was stored, undelivered events)
+    stream_delivered: int = 0
+    stream_failures: int = 0
+    stream_lag_seconds: float = 0.0
+    stream_undelivered: int = 0
+    stream_last_error: str = ""
     #: batch durations: histogram field ("le:0.05", "count", "sum") -> value
     batch_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -72,6 +80,7 @@ class Metrics:
         self.totals_key = config.key("metrics")
         self.workers_key = config.key("workers")
         self.integrity_key = config.key("integrity")
+        self.stream_key = config.key("stream")
 
     def incr(self, amounts: Mapping[str, int]) -> None:
         """Add to totals (and to the current bucket, for the per-minute figures), in one round trip."""
@@ -161,12 +170,22 @@ class Metrics:
             pipe.hgetall(self.workers_key)
             pipe.hgetall(self.config.key("batch_seconds"))
             pipe.hgetall(self.integrity_key)
+            pipe.hgetall(self.stream_key)
             for key in buckets:
                 pipe.hgetall(key)
             results = pipe.execute()
-        totals_raw, queue_len, priority_len, failed_len, workers, histogram, integrity_raw, *bucket_rows = (
-            results
-        )
+        (
+            totals_raw,
+            queue_len,
+            priority_len,
+            failed_len,
+            workers,
+            histogram,
+            integrity_raw,
+            stream_raw,
+            *bucket_rows,
+        ) = results
+        stream = {k.decode(): v.decode("utf-8", "replace") for k, v in stream_raw.items()}
         integrity = {k.decode(): float(v) for k, v in integrity_raw.items()}
         totals = {k.decode(): int(float(v)) for k, v in totals_raw.items()}
         minute: dict[str, float] = {}
@@ -195,6 +214,32 @@ class Metrics:
             integrity_problems=int(integrity.get("problems", 0)),
             unsealed_rows=int(integrity.get("unsealed_rows", 0)),
             integrity_verified_at=integrity.get("verified_at", 0.0),
+            stream_delivered=int(stream.get("delivered", 0)),
+            stream_failures=int(stream.get("failures", 0)),
+            stream_lag_seconds=float(stream.get("lag_seconds", 0.0)),
+            stream_undelivered=int(stream.get("undelivered", 0)),
+            stream_last_error=stream.get("last_error", ""),
+        )
+
+    def record_stream(self, fields: Mapping[str, Any]) -> None:
+        """What the stream's sender did: ``delivered`` and ``failures`` add up; the rest is set."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for name, value in fields.items():
+                if name in ("delivered", "failures"):
+                    pipe.hincrby(self.stream_key, name, int(value))
+                else:
+                    pipe.hset(self.stream_key, name, value)
+            pipe.execute()
+
+    def record_stream_lag(self, seconds: float, undelivered: int) -> None:
+        """The clock's look at how far behind the stream is, for health, alerts and /metrics."""
+        self.client.hset(
+            self.stream_key,
+            mapping={
+                "lag_seconds": f"{seconds:.3f}",
+                "undelivered": undelivered,
+                "checked_at": f"{time.time():.3f}",
+            },
         )
 
     def record_integrity(self, last_seal: int, problems: int, unsealed_rows: int) -> None:

@@ -65,8 +65,26 @@ class SnapshotCollector:
                 "Problems that verification found in the latest seals (tampering: alert).",
             ),
             ("audit_integrity_unsealed_rows", s.unsealed_rows, "Rows stored after the last seal."),
+            (
+                "audit_stream_lag_seconds",
+                s.stream_lag_seconds,
+                "Age of the oldest event the log stream has not delivered (0: caught up).",
+            ),
+            (
+                "audit_stream_undelivered",
+                s.stream_undelivered,
+                "Stored events the log stream has not delivered.",
+            ),
         ):
             yield GaugeMetricFamily(name, doc, value=value)
+        yield CounterMetricFamily(
+            "audit_stream_delivered", "Events the log stream delivered.", value=s.stream_delivered
+        )
+        yield CounterMetricFamily(
+            "audit_stream_failures",
+            "Failed attempts of the log stream (each retried).",
+            value=s.stream_failures,
+        )
         for name, field, doc in COUNTERS:
             yield CounterMetricFamily(name, doc, value=s.totals.get(field, 0))
         outcomes = CounterMetricFamily(

@@ -27,6 +27,7 @@ from flask_audit.queue.redis_queue import lua_script
 from flask_audit.runtime import AuditRuntime
 from flask_audit.storage.partitions import ensure_partitions
 from flask_audit.storage.retention import expire
+from flask_audit.streams.sender import lag as stream_lag
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,12 @@ class Clock:
         """Evaluate the alert rules; log and send what changed or is due again."""
         if not self.is_leader:
             return []
+        if self.runtime.config.stream_url:
+            try:
+                seconds, undelivered = stream_lag(self.runtime.store)
+                self.runtime.background_metrics.record_stream_lag(seconds, undelivered)
+            except Exception as exc:  # the database is down: the other rules still run
+                logger.warning("log stream lag not measured: %s", exc)
         snapshot = self.runtime.background_metrics.snapshot()
         return self.alerter.evaluate(findings(snapshot, thresholds_of(self.runtime.config)), time.time())
 

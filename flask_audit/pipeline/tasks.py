@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -23,6 +24,8 @@ from flask_audit.pipeline.batching import batch_size_for
 from flask_audit.pipeline.drain import Drainer
 from flask_audit.queue.redis_queue import Batch
 from flask_audit.runtime import AuditRuntime
+from flask_audit.streams.sender import StreamSender
+from flask_audit.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +85,38 @@ class Heartbeat(Middleware):
             self._stop.wait(self.runtime.config.worker_heartbeat_seconds)
 
 
+class StreamThread(Middleware):
+    """Runs the log stream's sender in a thread of each worker process (``AUDIT_STREAM_URL``).
+    Not on a Dramatiq worker thread: a stalled endpoint never holds up a drain."""
+
+    def __init__(self, runtime: AuditRuntime, vocabulary: Vocabulary | None) -> None:
+        self.runtime = runtime
+        self.vocabulary = vocabulary
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        metrics = self.runtime.background_metrics
+
+        def record(fields: dict[str, Any]) -> None:
+            try:
+                metrics.record_stream(fields)
+            except Exception:  # Redis down: the counters miss a batch, the stream goes on
+                pass
+
+        sender = StreamSender(self.runtime.store, self.runtime.config, self.vocabulary, record)
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=sender.run, args=(self._stop,), name="audit-stream", daemon=True
+        )
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.runtime.config.stream_timeout_seconds + 1)
+
+
 def build_broker(runtime: AuditRuntime) -> dramatiq.Broker:
     """A Redis broker on the audit Redis, its keys under the audit prefix."""
     return RedisBroker(
@@ -100,8 +135,11 @@ class AuditActors:
     drain: dramatiq.Actor
 
 
-def declare(broker: dramatiq.Broker, runtime: AuditRuntime) -> AuditActors:
-    """Declare the drain actor on ``broker`` and add the heartbeat; returns the actors."""
+def declare(
+    broker: dramatiq.Broker, runtime: AuditRuntime, vocabulary: Vocabulary | None = None
+) -> AuditActors:
+    """Declare the drain actor on ``broker`` and add the heartbeat (and the log stream, when
+    configured: ``vocabulary`` maps its OCSF classes); returns the actors."""
     config = runtime.config
 
     def audit_drain(batch_size: int) -> None:
@@ -140,6 +178,8 @@ def declare(broker: dramatiq.Broker, runtime: AuditRuntime) -> AuditActors:
     )
     broker.add_middleware(Heartbeat(runtime))
     broker.add_middleware(WorkerTuning())
+    if config.stream_url:
+        broker.add_middleware(StreamThread(runtime, vocabulary))
     return AuditActors(drain=actor)
 
 
@@ -157,10 +197,12 @@ def pending_drains(broker: dramatiq.Broker, queue_name: str) -> int:
     raise TypeError(f"cannot count pending messages on {type(broker).__name__}")
 
 
-def setup(runtime: AuditRuntime, *, make_global: bool = True) -> tuple[dramatiq.Broker, AuditActors]:
+def setup(
+    runtime: AuditRuntime, *, make_global: bool = True, vocabulary: Vocabulary | None = None
+) -> tuple[dramatiq.Broker, AuditActors]:
     """Build the broker of ``runtime``, optionally make it Dramatiq's global one (the ``dramatiq``
     command reads that), and declare the actors on it."""
     broker = build_broker(runtime)
     if make_global:
         dramatiq.set_broker(broker)
-    return broker, declare(broker, runtime)
+    return broker, declare(broker, runtime, vocabulary)

@@ -35,6 +35,22 @@ def seals_table_sql(postgres: bool) -> str:
     )
 
 
+#: where each log stream keeps how far it has delivered (restart-safe, one row per stream)
+STREAM_CURSORS_TABLE = "audit_stream_cursors"
+#: the advisory lock the one sender of a stream holds while it sends
+STREAM_LOCK_KEY = INSERT_LOCK_KEY + 2
+
+
+def stream_cursors_table_sql() -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {STREAM_CURSORS_TABLE} ("
+        " name VARCHAR(64) PRIMARY KEY,"
+        " last_id BIGINT NOT NULL,"
+        " delivered BIGINT NOT NULL,"
+        " updated_at VARCHAR(40) NOT NULL)"
+    )
+
+
 def seals_index_sql() -> str:
     """Finding the seal of a row (proofs) without a scan."""
     return f"CREATE INDEX IF NOT EXISTS {SEALS_TABLE}_last_row_id ON {SEALS_TABLE} (last_row_id)"

@@ -30,6 +30,7 @@ from flask_audit.storage.ddl import (
     TABLE_NAME,
     seals_index_sql,
     seals_table_sql,
+    stream_cursors_table_sql,
 )
 from flask_audit.storage.partitions import DEFAULT_PARTITION, existing_partitions, is_partitioned
 from flask_audit.storage.store import AuditStore
@@ -69,11 +70,16 @@ def _seals_table(store: AuditStore) -> None:
     store.database.execute_sql(seals_index_sql())
 
 
+def _stream_cursors(store: AuditStore) -> None:
+    store.database.execute_sql(stream_cursors_table_sql())
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit_logs as release 0.1.0 created it", _baseline),
     Migration(2, "partial index on critical rows (the dashboard's latest critical events)", _critical_index),
     Migration(3, "audit_seals: the chain of seals over audit_logs (tamper evidence)", _seals_table),
     Migration(4, "outcome and tenant_id, and an index on (tenant_id, created_at)", _outcome_and_tenant),
+    Migration(5, "audit_stream_cursors: how far each log stream has delivered", _stream_cursors),
 )
 
 

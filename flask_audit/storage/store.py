@@ -24,6 +24,7 @@ from flask_audit.storage.ddl import (
     TABLE_NAME,
     seals_index_sql,
     seals_table_sql,
+    stream_cursors_table_sql,
 )
 from flask_audit.storage.partitions import create_partitioned_schema
 from flask_audit.storage.pgcopy import copy_insert
@@ -161,6 +162,7 @@ class AuditStore:
             )
             self.database.execute_sql(seals_table_sql(self.is_postgres))
             self.database.execute_sql(seals_index_sql())
+            self.database.execute_sql(stream_cursors_table_sql())
 
     def insert(self, events: Sequence[AuditEvent]) -> int:
         """Insert ``events`` in one transaction, skipping event_ids already stored.
