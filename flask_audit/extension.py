@@ -6,7 +6,7 @@ import functools
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
@@ -24,6 +24,9 @@ from flask_audit.integrations.flask_login import connect as connect_flask_login
 from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
 from flask_audit.runtime import AuditRuntime
 from flask_audit.vocabulary import EventType, Vocabulary
+
+if TYPE_CHECKING:
+    from flask_audit.integrations.sqlalchemy import Tracker, TrackSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: the keywords of ``log`` and ``critical`` that are declared client fields (and metadata)
@@ -97,6 +100,8 @@ class FlaskAudit:
         self._options = options
         #: the registered event types (see ``register_event_type``)
         self.vocabulary = Vocabulary()
+        #: the SQLAlchemy models whose changes are recorded (see ``track``); None until one is
+        self.tracker: Tracker | None = None
         self._runtimes: weakref.WeakKeyDictionary[Flask, AuditRuntime] = weakref.WeakKeyDictionary()
         #: the runtime while this extension serves a single app: found without a context lookup
         self._only: AuditRuntime | None = None
@@ -135,6 +140,30 @@ class FlaskAudit:
         means, the kind of resource it concerns and its OCSF class (``"class:activity"``, for
         OCSF exports and streams). ``flask audit event-types`` lists them."""
         return self.vocabulary.register(EventType(name, category, description, resource_type, ocsf))
+
+    def track(
+        self,
+        model: type,
+        *,
+        exclude: Iterable[str] = (),
+        mask: Iterable[str] = (),
+        triggers: bool = False,
+        name: str | None = None,
+        engine: Any = None,
+    ) -> TrackSpec:
+        """Record every create, update and delete of a SQLAlchemy model (``pip install
+        flask-audit[sqlalchemy]``): ``<name>_created``/``_updated``/``_deleted`` with
+        ``metadata.changes``, in the same transaction as the change. ``exclude`` leaves fields
+        out, ``mask`` shows that they changed but not their values, ``triggers`` (PostgreSQL)
+        records writes that bypass the ORM too; ``engine`` is needed unless the model is
+        Flask-SQLAlchemy's."""
+        from flask_audit.integrations.sqlalchemy import Tracker
+
+        if self.tracker is None:
+            self.tracker = Tracker(self)
+        return self.tracker.track(
+            model, exclude=tuple(exclude), mask=tuple(mask), triggers=triggers, name=name, engine=engine
+        )
 
     def register_event_types(self, types: Iterable[EventType]) -> None:
         """Declare several, e.g. ``flask_audit.vocabulary.ORIGINAL_DESIGN``."""

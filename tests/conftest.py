@@ -187,7 +187,8 @@ def pg_url(pg_database: str) -> str:
         # a connection an earlier test leaked must fail this test, not hang the whole run
         cur.execute("SET lock_timeout = '20s'")
         cur.execute(
-            "DROP TABLE IF EXISTS audit_logs, audit_schema_migrations, audit_seals, audit_stream_cursors CASCADE"
+            "DROP TABLE IF EXISTS audit_logs, audit_schema_migrations, audit_seals, audit_stream_cursors,"
+            " audit_outbox CASCADE"
         )
     conn.close()
     return pg_database

@@ -6,6 +6,7 @@ import logging
 
 import click
 import orjson
+from flask import current_app
 from flask.cli import with_appcontext
 
 from flask_audit.cli.event_types import event_types_command
@@ -52,6 +53,10 @@ def migrate_command(show_status: bool) -> None:
     for migration in applied:
         click.echo(f"applied {migration.number:04d} {migration.name}")
     click.echo(f"audit_logs {outcome}: {len(applied)} migration(s) applied")
+    tracker = current_app.extensions["audit"].tracker
+    if tracker is not None:  # the outbox and triggers of the tracked models, in their databases
+        for line in tracker.install():
+            click.echo(line)
 
 
 @audit_cli.command("drain")

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,31 @@ class StreamThread(Middleware):
             self._thread.join(timeout=self.runtime.config.stream_timeout_seconds + 1)
 
 
+class OutboxThread(Middleware):
+    """Relays the tracked models' outboxes (``audit.track``) in a thread of each worker process."""
+
+    def __init__(self, runtime: AuditRuntime, engines: Callable[[], list[Any]]) -> None:
+        self.runtime = runtime
+        self.engines = engines
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        from flask_audit.integrations.outbox import OutboxRelay
+
+        relay = OutboxRelay(self.engines, self.runtime, self.runtime.config.drain_interval_seconds)
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=relay.run, args=(self._stop,), name="audit-outbox", daemon=True
+        )
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
 def build_broker(runtime: AuditRuntime) -> dramatiq.Broker:
     """A Redis broker on the audit Redis, its keys under the audit prefix."""
     return RedisBroker(
@@ -136,10 +162,14 @@ class AuditActors:
 
 
 def declare(
-    broker: dramatiq.Broker, runtime: AuditRuntime, vocabulary: Vocabulary | None = None
+    broker: dramatiq.Broker,
+    runtime: AuditRuntime,
+    vocabulary: Vocabulary | None = None,
+    outbox_engines: Callable[[], list[Any]] | None = None,
 ) -> AuditActors:
-    """Declare the drain actor on ``broker`` and add the heartbeat (and the log stream, when
-    configured: ``vocabulary`` maps its OCSF classes); returns the actors."""
+    """Declare the drain actor on ``broker`` and add the heartbeat; the log stream when
+    configured (``vocabulary`` maps its OCSF classes) and the outbox relay when models are
+    tracked (``outbox_engines`` lists their databases). Returns the actors."""
     config = runtime.config
 
     def audit_drain(batch_size: int) -> None:
@@ -180,6 +210,8 @@ def declare(
     broker.add_middleware(WorkerTuning())
     if config.stream_url:
         broker.add_middleware(StreamThread(runtime, vocabulary))
+    if outbox_engines is not None:
+        broker.add_middleware(OutboxThread(runtime, outbox_engines))
     return AuditActors(drain=actor)
 
 
@@ -198,11 +230,15 @@ def pending_drains(broker: dramatiq.Broker, queue_name: str) -> int:
 
 
 def setup(
-    runtime: AuditRuntime, *, make_global: bool = True, vocabulary: Vocabulary | None = None
+    runtime: AuditRuntime,
+    *,
+    make_global: bool = True,
+    vocabulary: Vocabulary | None = None,
+    outbox_engines: Callable[[], list[Any]] | None = None,
 ) -> tuple[dramatiq.Broker, AuditActors]:
     """Build the broker of ``runtime``, optionally make it Dramatiq's global one (the ``dramatiq``
     command reads that), and declare the actors on it."""
     broker = build_broker(runtime)
     if make_global:
         dramatiq.set_broker(broker)
-    return broker, declare(broker, runtime, vocabulary)
+    return broker, declare(broker, runtime, vocabulary, outbox_engines)
