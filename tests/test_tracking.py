@@ -263,3 +263,23 @@ def test_flask_sqlalchemy_models_need_no_engine_and_record_the_request(make_app,
         ("invoice_updated", "invoice", "u-1"),
     ]
     assert rows[1].metadata["changes"] == {"total": [5, 7]}
+
+
+def test_without_migrate_the_first_recorded_flush_creates_the_outbox(make_app, fake_redis, tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/fresh.db")
+    Base.metadata.create_all(engine)
+    app, audit = make_app(redis_client=fake_redis)
+    audit.track(Account, engine=engine)
+    assert not sa.inspect(engine).has_table("audit_outbox")
+    with Session(engine) as session:  # the first try rolls back: the new outbox goes with it
+        session.add(Account(name="gone"))
+        session.flush()
+        session.rollback()
+    with Session(engine) as session, session.begin():
+        session.add(Account(name="kept"))
+    assert sa.inspect(engine).has_table("audit_outbox")
+    runtime = audit.runtime(app)
+    with app.app_context():
+        relay_all(audit.tracker.engines(), runtime)
+    Drainer(runtime.queue, runtime.store).drain_all(100)
+    assert [r.metadata["changes"]["name"][1] for r in runtime.store.model.select()] == ["kept"]

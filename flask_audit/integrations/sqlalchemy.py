@@ -133,6 +133,7 @@ def _listen() -> None:
     if not _listening:
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "after_begin", _after_begin)
+        event.listen(Session, "after_commit", _after_commit)
         _listening = True
 
 
@@ -197,7 +198,26 @@ def _after_flush(session: Session, flush_context: Any) -> None:
         rows.append({"entry": entry_json(entry)})
     for connection, rows in by_connection.values():
         if rows:
+            _ensure_outbox(session, connection)
             connection.execute(outbox.insert(), rows)
+
+
+#: the databases (engine ids) where the outbox is known to exist: created and committed
+_OUTBOX_READY: set[int] = set()
+
+
+def _ensure_outbox(session: Session, connection: sa.Connection) -> None:
+    """Create the outbox in this transaction if ``flask audit migrate`` did not; it counts as
+    ready once a transaction that saw it commits (a rollback may take a new table with it)."""
+    engine_id = id(connection.engine)
+    if engine_id in _OUTBOX_READY:
+        return
+    create_outbox(connection)
+    session.info.setdefault("flask_audit_outboxes", set()).add(engine_id)
+
+
+def _after_commit(session: Session) -> None:
+    _OUTBOX_READY.update(session.info.pop("flask_audit_outboxes", ()))
 
 
 def _request_fields(audit: FlaskAudit) -> dict[str, Any]:
