@@ -213,13 +213,18 @@ def test_trigger_mode_records_bulk_statements_and_raw_sql_with_the_request(make_
             session.execute(sa.update(Account).values(balance=10))  # bulk: one event per row
     with engine.begin() as conn:  # raw SQL, outside any request
         conn.exec_driver_sql("DELETE FROM accounts WHERE name = 'a0'")
+        conn.exec_driver_sql("UPDATE accounts SET id = id + 1000 WHERE name = 'a1'")  # a key change
     with app.app_context():
         relay_all(audit.tracker.engines(), runtime)
     Drainer(runtime.queue, runtime.store).drain_all(1000)
     rows = list(runtime.store.model.select().order_by(runtime.store.model.id))
     kinds = [r.event_type for r in rows]
-    assert kinds.count("account_created") == 3 and kinds.count("account_updated") == 3
-    assert kinds.count("account_deleted") == 1 and len(rows) == 7  # the ORM recorded nothing twice
+    assert kinds.count("account_created") == 3 and kinds.count("account_updated") == 5
+    assert kinds.count("account_deleted") == 1 and len(rows) == 9  # the ORM recorded nothing twice
+    moved = [r for r in rows if r.event_type == "account_updated" and "id" in r.metadata["changes"]]
+    old_key, new_key = sorted(moved, key=lambda r: r.metadata["changes"]["id"][0] is None)
+    assert old_key.metadata["changes"]["id"][1] is None and new_key.metadata["changes"]["id"][0] is None
+    assert int(new_key.resource_id) == int(old_key.resource_id) + 1000
     created = next(r for r in rows if r.event_type == "account_created")
     assert created.metadata["via"] == "trigger"
     assert created.metadata["changes"]["email"] == [MASKED, MASKED]

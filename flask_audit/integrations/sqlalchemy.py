@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ from flask_audit.events.event import check_event_type
 from flask_audit.events.ids import new_event_id
 from flask_audit.ingest.capture import fill_from_request
 from flask_audit.integrations.outbox import create_outbox, entry_json, outbox
-from flask_audit.integrations.triggers import CONTEXT_FIELDS, install_trigger
+from flask_audit.integrations.triggers import CONTEXT_FIELDS, CONTEXT_SETTING, install_trigger
 
 if TYPE_CHECKING:
     from flask_audit.extension import FlaskAudit
@@ -154,9 +155,10 @@ def _after_begin(session: Session, transaction: Any, connection: sa.Connection) 
     if audit is None:
         return
     fields = _request_fields(audit)
+    context = {name: str(fields[name]) for name in CONTEXT_FIELDS if fields.get(name) is not None}
     connection.execute(
-        sa.text("SELECT " + ", ".join(f"set_config('flask_audit.{n}', :{n}, true)" for n in CONTEXT_FIELDS)),
-        {name: "" if fields.get(name) is None else str(fields[name]) for name in CONTEXT_FIELDS},
+        sa.text("SELECT set_config(:setting, :context, true)"),
+        {"setting": CONTEXT_SETTING, "context": orjson.dumps(context).decode()},
     )
 
 
