@@ -7,9 +7,10 @@ flask-audit[sqlalchemy]``).
 tenant. The records are rows of the outbox (``integrations.outbox``) inserted at flush time on
 the session's own connection: they commit with the change or not at all.
 
-``triggers=True`` (PostgreSQL) records through a trigger on the table instead, installed by
-``flask audit migrate``, so that bulk ``update()``/``delete()`` and raw SQL are recorded too; the
-session passes the request's fields to it with ``set_config(..., true)`` at each transaction.
+``triggers=True`` (PostgreSQL) records through statement triggers on the table instead
+(``integrations.triggers``, installed by ``flask audit migrate``), so that bulk
+``update()``/``delete()`` and raw SQL are recorded too; the session passes the request's fields
+to them with ``set_config(..., true)`` at each transaction.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class TrackSpec:
     mask: frozenset[str]
     triggers: bool
     engine: sa.Engine | None = None
+    #: the column attributes recorded (the excluded ones left out), and the relationships
+    columns: tuple[str, ...] = ()
+    relationships: tuple[Any, ...] = ()
 
 
 #: every tracked model of the process -> its spec and the FlaskAudit that tracks it. One
@@ -92,7 +96,15 @@ class Tracker:
                 " (the workers relay its outbox from that database)"
             )
         spec = TrackSpec(
-            model, name, mapper.local_table.name, frozenset(exclude), frozenset(mask), triggers, engine
+            model,
+            name,
+            mapper.local_table.name,
+            frozenset(exclude),
+            frozenset(mask),
+            triggers,
+            engine,
+            tuple(a.key for a in mapper.column_attrs if a.key not in exclude),
+            tuple(r for r in mapper.relationships if r.key not in exclude),
         )
         if not triggers:
             _load_old_values(model, spec)
@@ -175,6 +187,7 @@ def _after_flush(session: Session, flush_context: Any) -> None:
     now = datetime.now(timezone.utc).isoformat()
     fields_of: dict[int, dict[str, Any]] = {}
     by_connection: dict[int, tuple[sa.Connection, list[dict[str, str]]]] = {}
+    connections: dict[Any, sa.Connection] = {}
     for obj, spec, audit, verb in found:
         state = sa.inspect(obj)
         changes = _changes(state, spec, verb)
@@ -195,7 +208,11 @@ def _after_flush(session: Session, flush_context: Any) -> None:
             "metadata": {"changes": changes, "via": "orm"},
             **{k: v for k, v in fields.items() if v is not None},
         }
-        connection = session.connection(bind_arguments={"mapper": state.mapper})
+        connection = connections.get(state.mapper)
+        if connection is None:
+            connection = connections[state.mapper] = session.connection(
+                bind_arguments={"mapper": state.mapper}
+            )
         rows = by_connection.setdefault(id(connection), (connection, []))[1]
         rows.append({"entry": entry_json(entry)})
     for connection, rows in by_connection.values():
@@ -232,30 +249,28 @@ def _changes(state: Any, spec: TrackSpec, verb: str) -> dict[str, Any]:
     """{field: [before, after]} of the columns (masked ones as ``[MASKED]``), and the related
     keys of the relationships that changed."""
     changes: dict[str, Any] = {}
-    mapper = state.mapper
-    for attr in mapper.column_attrs:
-        key = attr.key
-        if key in spec.exclude:
-            continue
-        if verb == "created":
-            before, after = None, state.dict.get(key)
-            changed = after is not None
-        elif verb == "deleted":
-            before, after = state.dict.get(key), None
-            changed = before is not None
-        else:
-            history = state.attrs[key].history
-            changed = history.has_changes()
-            before = history.deleted[0] if history.deleted else None
-            after = history.added[0] if history.added else None
-        if changed:
-            changes[key] = [MASKED, MASKED] if key in spec.mask else [before, after]
+    mask = spec.mask
+    if verb != "updated":  # every value set, from the object's own dict
+        values = state.dict
+        for key in spec.columns:
+            value = values.get(key)
+            if value is not None:
+                shown = (
+                    [MASKED, MASKED] if key in mask else [None, value] if verb == "created" else [value, None]
+                )
+                changes[key] = shown
+    else:
+        attrs = state.attrs
+        for key in spec.columns:
+            history = attrs[key].history
+            if history.has_changes():
+                before = history.deleted[0] if history.deleted else None
+                after = history.added[0] if history.added else None
+                changes[key] = [MASKED, MASKED] if key in mask else [before, after]
     if verb == "deleted":
         return changes
-    for relationship in mapper.relationships:
+    for relationship in spec.relationships:
         key = relationship.key
-        if key in spec.exclude:
-            continue
         history = state.attrs[key].history
         if not history.has_changes():
             continue
