@@ -91,6 +91,7 @@ def test_event_types_lists_registered_types_with_counts_and_the_unregistered_one
         "event_type": "api_key_created",
         "category": "info",
         "resource_type": "api_key",
+        "ocsf": "entity_management:create",
         "registered": True,
         "count_30_days": 3,
         "description": "An API key was created.",
