@@ -1,8 +1,10 @@
-"""The query API: GET /api/v1/audit-logs (filters, keyset cursor), GET .../<event_id> and
-GET .../<event_id>/proof.
+"""The query API: GET /api/v1/audit-logs (filters, free text, keyset cursor), .../export
+(the same rows streamed as CSV or JSON lines), .../event-types, .../<event_id>,
+.../<event_id>/proof and .../<event_id>/seal.
 
 Off (404) unless AUDIT_API_TOKEN is set or FlaskAudit was given an ``authorize`` callback; wrong or
-missing credentials get 401 with no detail.
+missing credentials get 401 with no detail. Credentials: the API token as a bearer token, the
+viewer's cookie (a signed token, maybe scoped to a tenant), or what ``authorize`` says.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import hmac
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request, stream_with_context
 
 from flask_audit.errors import AuditError, AuditValidationError
+from flask_audit.formats.lines import export_lines
 from flask_audit.integrity import proofs
 from flask_audit.runtime import current_runtime
 from flask_audit.storage.query import (
@@ -22,13 +26,17 @@ from flask_audit.storage.query import (
     page,
     parse_filters,
     parse_limit,
+    stream,
     to_dict,
 )
+from flask_audit.viewer import tokens
 
 logger = logging.getLogger(__name__)
 
 #: the query-string keys the list route understands: the declared filters, then the others
-KNOWN_ARGS = {*EQUALITY_FILTERS, "since", "until", "limit", "cursor"}
+KNOWN_ARGS = {*EQUALITY_FILTERS, "since", "until", "limit", "cursor", "q"}
+#: the export's keys: the list's, and the format
+EXPORT_ARGS = (KNOWN_ARGS - {"limit", "cursor"}) | {"format"}
 
 
 def bearer_matches(expected: str | None) -> bool:
@@ -39,21 +47,34 @@ def bearer_matches(expected: str | None) -> bool:
     return hmac.compare_digest(header[len("Bearer ") :].encode(), expected.encode())
 
 
-def _guard() -> None:
-    """The token opens every tenant's rows; ``authorize`` may return True (every tenant) or a
-    tenant id (that tenant's rows only, kept in ``g.audit_tenant``)."""
+def viewer_grant() -> tokens.Grant | None:
+    """What the request may read: every tenant (the API token, or ``authorize`` saying True),
+    one tenant (a viewer token in the cookie, or ``authorize`` naming a tenant), or nothing."""
     audit = current_app.extensions["audit"]
-    token = audit.runtime().config.api_token
-    if token is None and audit.authorize is None:
-        abort(404)
-    g.audit_tenant = None
-    if bearer_matches(token):
-        return
+    config = audit.runtime().config
+    if bearer_matches(config.api_token):
+        return tokens.Grant(None, 0)
+    cookie = request.cookies.get(tokens.COOKIE)
+    if cookie:
+        grant = tokens.read(current_app, config.viewer_secret, cookie)
+        if grant is not None:
+            return grant
     verdict = audit.authorize(request) if audit.authorize is not None else None
     if verdict is None or verdict is False:
+        return None
+    return tokens.Grant(None if verdict is True else str(verdict), 0)
+
+
+def _guard() -> None:
+    """The token opens every tenant's rows; a viewer token or ``authorize`` may open one
+    tenant's rows only (kept in ``g.audit_tenant``)."""
+    audit = current_app.extensions["audit"]
+    if audit.runtime().config.api_token is None and audit.authorize is None:
+        abort(404)
+    grant = viewer_grant()
+    if grant is None:
         abort(401)
-    if verdict is not True:
-        g.audit_tenant = str(verdict)
+    g.audit_tenant = grant.tenant_id
 
 
 def _scoped(row: Any) -> Any:
@@ -67,20 +88,70 @@ def _bad_request(exc: AuditValidationError) -> Any:
     return jsonify({"error": "invalid filter", "field": exc.field, "message": str(exc)}), 400
 
 
-def list_logs() -> Any:
+def _filters(known: set[str]) -> tuple[Any, dict[str, str]] | Any:
+    """The request's filters, scoped to the caller's tenant; or the 403 of another tenant's."""
     args = request.args
-    unknown = sorted(set(args) - KNOWN_ARGS)
+    unknown = sorted(set(args) - known)
     if unknown:
         raise AuditValidationError(unknown[0], "is not a known filter")
     tenant = g.audit_tenant
     if tenant is not None:
         if args.get("tenant_id", tenant) != tenant:
-            return jsonify({"error": "this token is scoped to another tenant"}), 403
+            return None, {}
         args = {**args.to_dict(), "tenant_id": tenant}
-    filters = parse_filters(args)
+    return parse_filters(args), dict(args)
+
+
+def list_logs() -> Any:
+    filters, args = _filters(KNOWN_ARGS)
+    if filters is None:
+        return jsonify({"error": "this token is scoped to another tenant"}), 403
     limit = parse_limit(args.get("limit"))
     rows, next_cursor = page(_store(), filters, limit, args.get("cursor") or None)
     return jsonify({"items": [to_dict(row) for row in rows], "next_cursor": next_cursor})
+
+
+def export_logs() -> Any:
+    """The rows of the list's filters, oldest first, streamed: CSV (cells never start a formula)
+    or JSON lines, as ``flask audit export`` writes them."""
+    filters, args = _filters(EXPORT_ARGS)
+    if filters is None:
+        return jsonify({"error": "this token is scoped to another tenant"}), 403
+    fmt = args.get("format", "jsonl")
+    if fmt not in ("csv", "jsonl"):
+        raise AuditValidationError("format", "must be csv or jsonl")
+    store = _store()
+
+    def generate() -> Iterator[str]:
+        yield from export_lines(fmt, stream(store, filters))
+
+    mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    response = Response(stream_with_context(generate()), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f"attachment; filename=audit-log.{fmt}"
+    return response
+
+
+def event_types() -> Any:
+    """The registered event types (the viewer's filter offers them)."""
+    vocabulary = current_app.extensions["audit"].vocabulary
+    return jsonify({"items": [{"name": t.name, "category": t.category} for t in vocabulary]})
+
+
+def get_seal(event_id: str) -> Any:
+    """Whether the event's row is sealed and its proof checks: verified, unsealed or broken."""
+    row = _scoped(_row(event_id))
+    proof = proofs.build(_store(), row.id)
+    if proof is None:
+        return jsonify({"status": "unsealed"})
+    result = proofs.check(proof, current_runtime().signer)
+    return jsonify(
+        {
+            "status": "verified" if result["ok"] else "broken",
+            "seal": result["seal"],
+            "signature": result["signature"],
+            "problems": result["problems"],
+        }
+    )
 
 
 def _row(event_id: str) -> Any:
@@ -128,6 +199,9 @@ def api_blueprint() -> Blueprint:
     bp.register_error_handler(AuditValidationError, _bad_request)
     bp.register_error_handler(AuditError, _unavailable)
     bp.add_url_rule("", "list_logs", list_logs, methods=["GET"])
+    bp.add_url_rule("/export", "export_logs", export_logs, methods=["GET"])
+    bp.add_url_rule("/event-types", "event_types", event_types, methods=["GET"])
+    bp.add_url_rule("/<event_id>/seal", "get_seal", get_seal, methods=["GET"])
     bp.add_url_rule("/<event_id>", "get_log", get_log, methods=["GET"])
     bp.add_url_rule("/<event_id>/proof", "get_proof", get_proof, methods=["GET"])
     return bp

@@ -7,6 +7,7 @@ table all come from ``KEYS``; ``python -m flask_audit.config`` prints that table
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -462,6 +463,18 @@ KEYS: tuple[Key, ...] = (
         "int",
         1,
     ),
+    Key("AUDIT_VIEWER_URL_PREFIX", "/audit", "where the audit viewer (a page for people) is mounted"),
+    Key(
+        "AUDIT_VIEWER_FRAME_ANCESTORS",
+        None,
+        "origins that may frame the viewer (CSP frame-ancestors, space-separated); unset: none",
+    ),
+    Key(
+        "AUDIT_VIEWER_SECRET",
+        None,
+        "signs viewer tokens and the viewer's cookie; default: the app's SECRET_KEY",
+        "secret",
+    ),
 )
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 
@@ -521,11 +534,18 @@ class AuditConfig:
     stream_timeout_seconds: float = 10
     stream_max_backoff_seconds: float = 60
     alert_stream_lag_seconds: int = 300
+    viewer_url_prefix: str = "/audit"
+    viewer_frame_ancestors: str | None = None
+    viewer_secret: str | None = None
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:
         """The full Redis key for ``name`` under this app's prefix."""
         return self.key_prefix + name
+
+
+#: one source of CSP frame-ancestors that the viewer accepts: an origin, maybe with a wildcard host
+_FRAME_SOURCE = re.compile(r"'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditConfig:
@@ -554,7 +574,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
         app.instance_path, "audit.db"
     )
     values["spool_path"] = values["spool_path"] or os.path.join(app.instance_path, "audit-spool.jsonl")
-    for name in ("dramatiq_queue", "monitoring_url_prefix", "api_url_prefix"):
+    for name in ("dramatiq_queue", "monitoring_url_prefix", "api_url_prefix", "viewer_url_prefix"):
         if not values[name]:
             raise AuditConfigError(f"AUDIT_{name.upper()}", "must not be empty")
     if values["partitioning"] and not values["database_url"].startswith(("postgres://", "postgresql://")):
@@ -564,6 +584,12 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
         if url and not url.lower().startswith(("http://", "https://")):
             raise AuditConfigError(f"AUDIT_{name.upper()}", f"must be an http or https URL, not {url!r}")
     values["event_source"] = values["event_source"] or f"/flask-audit/{app.name}"
+    ancestors = values["viewer_frame_ancestors"]
+    if ancestors and not all(_FRAME_SOURCE.fullmatch(part) for part in ancestors.split()):
+        raise AuditConfigError(
+            "AUDIT_VIEWER_FRAME_ANCESTORS",
+            f"must be origins (https://app.example.com) or 'self', separated by spaces, not {ancestors!r}",
+        )
     return AuditConfig(**values, instance_path=app.instance_path)
 
 

@@ -23,6 +23,8 @@ from flask_audit.ingest.capture import echo_request_id, fill_from_request
 from flask_audit.integrations.flask_login import connect as connect_flask_login
 from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
 from flask_audit.runtime import AuditRuntime
+from flask_audit.viewer import tokens as viewer_tokens
+from flask_audit.viewer.routes import viewer_blueprint
 from flask_audit.vocabulary import EventType, Vocabulary
 
 if TYPE_CHECKING:
@@ -123,6 +125,7 @@ class FlaskAudit:
         app.register_blueprint(monitoring_blueprint(), url_prefix=config.monitoring_url_prefix)
         app.register_blueprint(metrics_blueprint())
         app.register_blueprint(api_blueprint(), url_prefix=config.api_url_prefix)
+        app.register_blueprint(viewer_blueprint(), url_prefix=config.viewer_url_prefix)
         app.extensions["audit"] = self
         if config.flask_login:
             connect_flask_login(self, app)
@@ -164,6 +167,22 @@ class FlaskAudit:
         return self.tracker.track(
             model, exclude=tuple(exclude), mask=tuple(mask), triggers=triggers, name=name, engine=engine
         )
+
+    def viewer_token(self, *, tenant_id: str | int | None = None, expires_in: int = 900) -> str:
+        """A signed token that opens the viewer (``<prefix>/?token=...``) for ``expires_in``
+        seconds (at most a day), on ``tenant_id``'s rows only, or every tenant's when None. Signed
+        with AUDIT_VIEWER_SECRET, else the app's SECRET_KEY."""
+        app = current_app._get_current_object() if has_app_context() else self._single_app()
+        config = self.runtime(app).config
+        return viewer_tokens.mint(
+            app, config.viewer_secret, None if tenant_id is None else str(tenant_id), expires_in
+        )
+
+    def _single_app(self) -> Flask:
+        apps = list(self._runtimes.keys())
+        if len(apps) != 1:
+            raise RuntimeError("viewer_token() outside an app context needs a FlaskAudit serving one app")
+        return apps[0]
 
     def register_event_types(self, types: Iterable[EventType]) -> None:
         """Declare several, e.g. ``flask_audit.vocabulary.ORIGINAL_DESIGN``."""

@@ -7,6 +7,7 @@ then fails, never skips, when it cannot be reached.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -97,7 +98,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if "spawn" in item.fixturenames:
             item.add_marker(pytest.mark.processes)
-        if path.endswith("/test_dashboard.py"):
+        if path.endswith(("/test_dashboard.py", "/test_viewer_browser.py")):
             item.add_marker(pytest.mark.browser)
         elif not needs_server and "/tests/faults/" not in path:
             item.add_marker(pytest.mark.unit)
@@ -113,6 +114,18 @@ def fresh_caches() -> None:
 
 
 # -- Redis ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless Chromium; required in CI, skipped elsewhere when missing."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        message = "Chromium is not installed (apt-get install chromium)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + "; required in CI", pytrace=False)
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture

@@ -4,30 +4,13 @@ JSON, and the console stays clean."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import threading
 
 import pytest
 from werkzeug.serving import make_server
 
 from flask_audit.pipeline.drain import Drainer
-from tests.conftest import REQUIRE_SERVICES
-from tests.processes import CHROMIUM_FLAGS
-
-#: headless Chromium, logging the page's console to stderr, given time to run the page's script
-BROWSER = [*CHROMIUM_FLAGS, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000"]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        message = "Chromium is not installed (apt-get install chromium)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message + "; required in CI", pytrace=False)
-        pytest.skip(message)
-    return path
+from tests.browser import render
 
 
 @pytest.fixture
@@ -52,16 +35,6 @@ def served(make_app, fake_redis):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}", runtime
     server.shutdown()
-
-
-def render(chromium: str, url: str, tmp_path) -> tuple[str, str]:
-    result = subprocess.run(
-        [chromium, *BROWSER, f"--user-data-dir={tmp_path}/chromium", "--dump-dom", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return result.stdout, result.stderr
 
 
 def test_dashboard_draws_live_data_without_console_errors(chromium, served, tmp_path):

@@ -11,6 +11,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "flask_audit"
 ALLOWED_LAZY = {
     ("cli/commands.py", "flask_audit.pipeline.clock"),
     ("cli/commands.py", "flask_audit.pipeline.tasks"),
+    # SQLAlchemy is an extra: only an app that calls audit.track imports it
+    ("extension.py", "flask_audit.integrations.sqlalchemy"),
+    ("pipeline/tasks.py", "flask_audit.integrations.outbox"),
 }
 
 

@@ -10,7 +10,7 @@ import peewee
 from flask import current_app
 from flask.cli import with_appcontext
 
-from flask_audit.cli.escaping import for_terminal
+from flask_audit.formats.escaping import for_terminal
 from flask_audit.runtime import current_runtime
 
 #: the window the counts cover

@@ -12,19 +12,16 @@ import orjson
 from flask import current_app
 from flask.cli import with_appcontext
 
-from flask_audit.cli.escaping import csv_cell, for_terminal
 from flask_audit.errors import AuditValidationError
-from flask_audit.events.event import FIELDS
 from flask_audit.formats import FORMATS, Formatter, formatter
+from flask_audit.formats.escaping import for_terminal
+from flask_audit.formats.lines import CSV_COLUMNS, csv_row
 from flask_audit.integrity.sealer import checkpoint
 from flask_audit.queue.failed import FailedList
 from flask_audit.runtime import current_runtime
 from flask_audit.storage.pgexport import copy_jsonl
 from flask_audit.storage.query import EQUALITY_FILTERS, count, parse_filters, stream, to_dict
 from flask_audit.storage.retention import expire
-
-#: columns of the CSV export, in order: the row id, then the event's fields
-CSV_COLUMNS = ("id", *FIELDS)
 
 
 def _failed() -> FailedList:
@@ -195,8 +192,7 @@ def _write(fmt: str, rows: Any, out: IO[str], progress: Any, shape: Formatter | 
     for row in rows:
         data = to_dict(row)
         if writer:
-            data["metadata"] = orjson.dumps(data["metadata"]).decode() if data["metadata"] is not None else ""
-            writer.writerow([csv_cell(data[c]) if data[c] is not None else "" for c in CSV_COLUMNS])
+            writer.writerow(csv_row(data))
         else:
             out.write(orjson.dumps(shape(data) if shape else data).decode() + "\n")
         written += 1

@@ -9,8 +9,8 @@ import click
 import orjson
 from flask.cli import with_appcontext
 
-from flask_audit.cli.escaping import for_terminal
 from flask_audit.cli.operate import NullStream
+from flask_audit.formats.escaping import for_terminal
 from flask_audit.integrity import proofs
 from flask_audit.integrity.canonical import count_after, timestamp_text
 from flask_audit.integrity.verify import verify

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -24,11 +24,18 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 
 
+#: a free-text search without ``since`` looks this far back from ``until`` (or now): a search of
+#: the description is a scan of the range, so the range is always bounded
+TEXT_SEARCH_DAYS = 7
+
+
 @dataclass
 class Filters:
     equal: dict[str, str] = field(default_factory=dict)
     since: datetime | None = None
     until: datetime | None = None
+    #: words the description contains (case-insensitive)
+    text: str | None = None
 
 
 def parse_time(name: str, value: str) -> datetime:
@@ -59,6 +66,15 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
         filters.since = parse_time("since", args["since"])
     if args.get("until"):
         filters.until = parse_time("until", args["until"])
+    text = args.get("q")
+    if text:
+        if len(text) > 200:
+            raise AuditValidationError("q", "must be at most 200 characters")
+        if not text.isprintable():
+            raise AuditValidationError("q", "must not contain control characters")
+        filters.text = text
+        if filters.since is None:
+            filters.since = (filters.until or datetime.now(timezone.utc)) - timedelta(days=TEXT_SEARCH_DAYS)
     if filters.since and filters.until and filters.since > filters.until:
         raise AuditValidationError("since", "must not be after until")
     return filters
@@ -101,6 +117,8 @@ def _where(model: type[AuditLog], filters: Filters) -> list[peewee.Expression]:
         clauses.append(model.created_at >= filters.since)
     if filters.until:
         clauses.append(model.created_at < filters.until)
+    if filters.text:
+        clauses.append(model.description.contains(filters.text))
     return clauses
 
 
