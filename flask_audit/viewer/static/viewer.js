@@ -9,6 +9,10 @@
   const FILTERS = ["since", "until", "user_id", "event_type", "event_category", "outcome",
     "resource_type", "resource_id", "request_id", "tenant_id", "q"];
   const PAGE = 50;
+  // the order the details list the fields in (the API's JSON has its keys sorted)
+  const ORDER = ["created_at", "event_type", "event_category", "outcome", "user_id", "tenant_id",
+    "resource_type", "resource_id", "description", "ip_address", "user_agent", "request_id",
+    "event_id", "id"];
   const TAIL_MS = 3000;
   const params = new URLSearchParams(location.search);
   body.dataset.address = location.pathname + location.search;
@@ -72,9 +76,18 @@
     const form = document.getElementById("filters");
     for (const name of FILTERS) {
       const field = form.elements.namedItem(name);
-      if (field && params.get(name)) field.value = params.get(name);
+      const value = params.get(name);
+      if (!field || !value) continue;
+      if (field.tagName === "SELECT") {
+        for (const option of field.options) option.toggleAttribute("selected", option.value === value);
+      } else {
+        field.setAttribute("value", value);  // the attribute: what the form shows and resets to
+      }
     }
     const base = filterQuery();
+    if (window.matchMedia("(max-width: 640px)").matches && ![...base.keys()].length) {
+      document.getElementById("filter-panel").removeAttribute("open");  // a phone shows the rows first
+    }
     document.getElementById("download-csv").href = api + "/export?" + new URLSearchParams([...base, ["format", "csv"]]);
     document.getElementById("download-jsonl").href = api + "/export?" + new URLSearchParams([...base, ["format", "jsonl"]]);
     const newest = document.getElementById("newest");
@@ -139,8 +152,10 @@
       const item = await getJSON(api + "/" + encodeURIComponent(eventId));
       document.title = item.event_type + " · Audit log";
       document.getElementById("detail-title").textContent = item.event_type;
-      for (const [name, value] of Object.entries(item)) {
-        if (name === "metadata") continue;
+      const names = [...ORDER, ...Object.keys(item).filter((n) => !ORDER.includes(n))];
+      for (const name of names) {
+        if (name === "metadata" || !(name in item)) continue;
+        const value = item[name];
         fields.appendChild(make("dt", name));
         fields.appendChild(make("dd", value === null ? "—" : value));
       }
