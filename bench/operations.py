@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import psycopg2
 from flask import Flask
@@ -31,7 +33,8 @@ END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 FILL = """
 INSERT INTO audit_logs (event_id, created_at, event_type, event_category, user_id, resource_type,
-                        resource_id, description, metadata, ip_address, user_agent, request_id)
+                        resource_id, description, metadata, ip_address, user_agent, request_id,
+                        outcome, tenant_id)
 SELECT md5(i::text || %(salt)s)::uuid,
        %(end)s::timestamptz - make_interval(mins => i),
        (ARRAY['api_key_created','api_key_deleted','api_key_rotated','usage_warning_80_percent',
@@ -39,7 +42,10 @@ SELECT md5(i::text || %(salt)s)::uuid,
        (ARRAY['info','info','info','warning','warning','info','critical','info'])[1 + i %% 8],
        'user-' || (i %% 5000), 'api_key', (i %% 20000)::text, 'bench row ' || i,
        jsonb_build_object('i', i, 'permissions', jsonb_build_array('read')),
-       '10.0.' || (i %% 250) || '.' || (i %% 200), 'bench/1.0', md5(i::text)
+       '10.0.' || (i %% 250) || '.' || (i %% 200), 'bench/1.0', md5((i / 3)::text),
+       (ARRAY['success','success','success','success','success','success','success','success',
+              'failure','denied'])[1 + i %% 10],
+       'tenant-' || (i %% 50)
 FROM generate_series(1, %(rows)s) AS i
 """
 
@@ -77,7 +83,13 @@ def main() -> int:
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
     try:
         app = Flask("bench_ops", instance_path=f"/tmp/{db}")
-        audit = FlaskAudit(app, AUDIT_DATABASE_URL=url, AUDIT_REDIS_URL="redis://127.0.0.1:6379/15")
+        audit = FlaskAudit(
+            app,
+            AUDIT_DATABASE_URL=url,
+            AUDIT_REDIS_URL="redis://127.0.0.1:6379/15",
+            AUDIT_API_TOKEN="bench-token",
+            AUDIT_VIEWER_SECRET="bench-secret",
+        )
         store = audit.runtime(app).store
         store.create_schema()
         conn = psycopg2.connect(url)
@@ -113,6 +125,8 @@ def main() -> int:
         print(
             f"| the next page after 5,000 rows (keyset cursor) | index scan on created_at | | {cursor_s * 1000:.2f} |"
         )
+
+        viewer_pages(app, audit, store, sample)
 
         month = Filters(since=END - timedelta(days=30), until=END)
         everything = Filters()
@@ -153,6 +167,60 @@ def main() -> int:
         )
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}"')
     return 0
+
+
+def viewer_pages(app: Flask, audit: FlaskAudit, store, sample) -> None:
+    """The requests the viewer's pages make, timed at the server (Flask's test client, in this
+    process): the median of 5 after one warm-up."""
+    client = app.test_client()
+    client.get("/audit/?token=bench-token")  # the cookie, as a browser would get it
+    with app.app_context():
+        tenant_token = audit.viewer_token(tenant_id="tenant-7", expires_in=600)
+    tenant_client = app.test_client()
+    tenant_client.get(f"/audit/?token={tenant_token}")
+    api = "/api/v1/audit-logs"
+    week = quote((END - timedelta(days=60)).isoformat())
+    week_end = quote((END - timedelta(days=53)).isoformat())
+    at = sample.created_at
+    first, _ = page(store, Filters(), 50, None)
+    deep = encode_cursor(sample)
+    around = urlencode(
+        {"since": (at - timedelta(hours=1)).isoformat(), "until": (at + timedelta(hours=1)).isoformat()}
+    )
+    requests = [
+        ("the page itself (HTML)", client, "/audit/"),
+        ("newest 50", client, f"{api}?limit=50"),
+        ("one user", client, f"{api}?user_id=user-42&limit=50"),
+        ("an event type since a date", client, f"{api}?event_type=login&since={week}&limit=50"),
+        ("outcome denied", client, f"{api}?outcome=denied&limit=50"),
+        ("a tenant's viewer (scoped token)", tenant_client, f"{api}?limit=50"),
+        ("a tenant and a user", tenant_client, f"{api}?user_id=user-7&limit=50"),
+        ("free text in the last 7 days", client, f"{api}?q=row%2012345&limit=50"),
+        ("free text in a given week", client, f"{api}?q=row%20123&since={week}&until={week_end}&limit=50"),
+        ("a page 5,000 rows deep (cursor)", client, f"{api}?cursor={deep}&limit=50"),
+        ("details: the event", client, f"{api}/{first[0].event_id}"),
+        ("details: the seal status (unsealed)", client, f"{api}/{first[0].event_id}/seal"),
+        (
+            "details: the same request, an hour either side",
+            client,
+            f"{api}?request_id={sample.request_id}&{around}&limit=50",
+        ),
+        ("event types for the filter", client, f"{api}/event-types"),
+    ]
+    print(f"\n| viewer request at {store.count():,} rows | status | rows | median ms | slowest ms |")
+    print("|---|---|---:|---:|---:|")
+    for label, who, url in requests:
+        who.get(url)
+        times, response = [], None
+        for _ in range(5):
+            start = time.perf_counter()
+            response = who.get(url)
+            times.append((time.perf_counter() - start) * 1000)
+        body = response.get_json(silent=True) or {}
+        count = len(body.get("items", [])) if isinstance(body, dict) else ""
+        print(
+            f"| {label} | {response.status_code} | {count} | {statistics.median(times):.1f} | {max(times):.1f} |"
+        )
 
 
 class _Discard:

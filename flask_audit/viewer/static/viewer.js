@@ -14,6 +14,7 @@
     "resource_type", "resource_id", "description", "ip_address", "user_agent", "request_id",
     "event_id", "id"];
   const TAIL_MS = 3000;
+  const RELATED_WINDOW_MS = 3600 * 1000;
   const params = new URLSearchParams(location.search);
   body.dataset.address = location.pathname + location.search;
 
@@ -191,7 +192,15 @@
   async function showRelated(item) {
     const list = document.getElementById("related");
     if (!item.request_id) { list.appendChild(make("li", "(no request id)")); return; }
-    const query = new URLSearchParams({ request_id: item.request_id, limit: "50" });
+    // within an hour either side: request_id has no index of its own (it would slow the drain),
+    // and the time range makes this an index range scan at any table size
+    const at = Date.parse(item.created_at);
+    const query = new URLSearchParams({
+      request_id: item.request_id,
+      since: new Date(at - RELATED_WINDOW_MS).toISOString(),
+      until: new Date(at + RELATED_WINDOW_MS).toISOString(),
+      limit: "50",
+    });
     try {
       const page = await getJSON(api + "?" + query);
       const others = page.items.filter((other) => other.event_id !== item.event_id);
