@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-faults mutation lint bench clean
+.PHONY: run test test-faults mutation lint bench bench-operations bench-tracking screenshots clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed  ## the performance tables: the pipeline, then tamper evidence at 1,000,000 rows
 	$(PY) bench/run.py $(ARGS)
 	$(PY) bench/integrity.py
+
+bench-operations: $(VENV)/.installed  ## query plans, viewer requests, export and purge on 1,000,000 rows
+	$(PY) bench/operations.py $(ARGS)
+
+bench-tracking: $(VENV)/.installed  ## change tracking's cost on a commit of 10,000 rows, beside flask-audit-logger
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) bench/tracking.py $(ARGS)
+
+screenshots: $(VENV)/.installed  ## docs/viewer-*.png, from headless Chromium
+	$(PY) tools/viewer_screenshots.py
 
 clean:
 	rm -rf $(VENV) instance *.egg-info

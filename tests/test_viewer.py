@@ -156,3 +156,15 @@ def test_the_seal_status_says_unsealed_then_verified(viewer):
     seal_pending(runtime.store, runtime.signer)
     sealed = client.get(f"/api/v1/audit-logs/{event_id}/seal").json
     assert sealed["status"] == "verified" and sealed["problems"] == []
+
+
+def test_an_apps_own_authorize_opens_the_viewer_without_a_token(make_app, fake_redis):
+    app, audit = make_app(
+        redis_client=fake_redis,
+        authorize=lambda request: request.headers.get("X-Team") or None,  # the app's own login, say
+    )
+    client = app.test_client()
+    assert client.get("/audit/").status_code == 401
+    page = client.get("/audit/", headers={"X-Team": "acme"})
+    assert page.status_code == 200 and 'data-tenant="acme"' in page.get_data(as_text=True)
+    assert client.get("/api/v1/audit-logs?tenant_id=globex", headers={"X-Team": "acme"}).status_code == 403
