@@ -107,3 +107,29 @@ def test_other_fields_reports_are_kept():
 def test_a_repair_that_changes_nothing_reports_nothing():
     # not printable (a zero-width space is Cf) but nothing unsafe: kept, and not reported
     assert repair("a\u200bb") == ("a\u200bb", [])
+
+
+def test_single_line_is_the_default():
+    assert client_text("field", "a\nb", 10, []) == f"a{REPLACEMENT}b"
+
+
+def test_a_value_exactly_at_the_limit_that_is_safe_but_not_printable_is_not_reported():
+    altered: list[str] = []
+    assert client_text("field", "ab\u200b", 3, altered) == "ab\u200b" and altered == []
+
+
+def test_an_empty_address_is_no_address_and_no_repair():
+    from flask_audit.events.sanitize import client_ip
+
+    altered: list[str] = []
+    assert client_ip("", altered) is None and altered == []
+
+
+def test_an_address_object_is_read_as_its_text():
+    import ipaddress
+
+    from flask_audit.events.sanitize import client_ip
+
+    altered: list[str] = []
+    assert client_ip(ipaddress.ip_address("10.0.0.1"), altered) == "10.0.0.1" and altered == []
+    assert client_ip(ipaddress.ip_address("2001:db8::1"), altered) == "2001:db8::1" and altered == []

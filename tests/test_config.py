@@ -223,3 +223,24 @@ def test_tiers_and_key_lists_from_text_skip_blank_parts_and_sort():
     assert parse_keys("K", " Api-Key ,,TOKEN, ") == ("api-key", "token")
     assert parse_keys("K", ["A", 7, " "]) == ("a", "7")
     assert parse_keys("K", "") == ()
+
+
+def test_a_key_left_out_takes_its_default_and_its_maximum_is_allowed():
+    from flask_audit.config import KEYS_BY_NAME
+
+    assert KEYS_BY_NAME["AUDIT_MAX_QUEUE_LENGTH"].parse(None) == 10000
+    assert KEYS_BY_NAME["AUDIT_API_TOKEN"].parse(None) is None
+    assert KEYS_BY_NAME["AUDIT_RETENTION_DAYS"].parse(36500) == 36500
+    with pytest.raises(AuditConfigError) as err:
+        KEYS_BY_NAME["AUDIT_OVERFLOW_POLICY"].parse(5)
+    assert err.value.key == "AUDIT_OVERFLOW_POLICY"
+
+
+def test_both_postgresql_schemes_may_be_partitioned_and_both_webhook_schemes_are_taken(tmp_path):
+    for scheme in ("postgres", "postgresql"):
+        app = Flask(f"p{scheme}", instance_path=str(tmp_path))
+        config = load_config(app, {"AUDIT_DATABASE_URL": f"{scheme}://h/db", "AUDIT_PARTITIONING": "monthly"})
+        assert config.partitioning == "monthly"
+    for url in ("http://hooks.example/x", "HTTPS://hooks.example/x"):
+        app = Flask("w", instance_path=str(tmp_path))
+        assert load_config(app, {"AUDIT_ALERT_WEBHOOK_URL": url}).alert_webhook_url == url

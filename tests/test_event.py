@@ -494,3 +494,22 @@ def test_text_over_its_limit_in_an_entry_is_cut_to_the_limit_exactly():
     limit = MAX_LENGTHS["request_id"]
     assert decode_entry(_entry(request_id="r" * limit))["request_id"] == "r" * limit
     assert decode_entry(_entry(request_id="r" * (limit + 1)))["request_id"] == "r" * limit
+
+
+def test_the_default_metadata_limit_is_16384_bytes():
+    import orjson
+
+    def sized(n: int) -> dict:
+        return {"k": "x" * (n - len(orjson.dumps({"k": ""})))}
+
+    assert build_event("x", metadata=sized(16384)).metadata == sized(16384)
+    assert "_truncated" in build_event("x", metadata=sized(16385)).metadata
+
+
+def test_an_event_read_back_from_its_entry_gives_the_same_entry():
+    event = build_event("x", user_id="u", metadata={"a": [1, 2]}, ip_address="::1")
+    from flask_audit.events.event import decode_entry
+
+    again = AuditEvent.from_entry(event.to_entry())
+    assert decode_entry(again.to_entry()) == decode_entry(event.to_entry())  # rebuilt from the row
+    assert again.to_entry() is again.to_entry()  # and made once

@@ -111,3 +111,32 @@ def test_every_claimed_batch_counts_as_in_flight_until_settled(make_queue):
     assert queue.inflight_count() == 9 and queue.depth() == 1
     queue.settle(batches[0], inserted=3, batch_ms=1.0)
     assert queue.inflight_count() == 6
+
+
+def test_the_redis_keys_operators_look_for_have_their_documented_names(make_queue):
+    queue = make_queue(AUDIT_KEY_PREFIX="app1:")
+    assert (queue.queue_key, queue.priority_key, queue.inflight_key, queue.batch_prefix) == (
+        "app1:queue",
+        "app1:priority",
+        "app1:inflight",
+        "app1:batch:",
+    )
+
+
+def test_drops_count_in_the_minute_the_health_rules_read(make_queue):
+    from flask_audit.monitoring.metrics import Metrics
+
+    queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=1, AUDIT_OVERFLOW_POLICY="drop")
+    queue.push([b"a", b"b", b"c"])
+    snapshot = Metrics(queue.client, queue.config).snapshot()
+    assert snapshot.dropped_last_minute == 2
+
+
+@pytest.mark.parametrize(("batch_ms", "bucket"), [(12.5, "le:0.025"), (30.0, "le:0.05"), (100.0, "le:0.1")])
+def test_settle_counts_the_batch_in_its_duration_bucket(make_queue, batch_ms, bucket):
+    queue = make_queue()
+    queue.push([b"a"])
+    queue.settle(queue.claim(1), inserted=1, batch_ms=batch_ms)
+    histogram = {k.decode(): float(v) for k, v in queue.client.hgetall(queue.histogram_key).items()}
+    assert histogram[bucket] == 1 and histogram["count"] == 1
+    assert totals(queue).get("db_statements", 0) == 0  # no statement count given: none counted

@@ -209,3 +209,22 @@ def test_database_errors_become_the_packages_errors_and_others_pass_through(stor
         raise KeyError("x")
     with store.translate():
         pass  # no error: nothing raised
+
+
+def test_translate_keeps_the_packages_own_errors_and_words_the_ones_it_makes(store):
+    from flask_audit.errors import AuditValidationError
+
+    with pytest.raises(AuditValidationError) as kept, store.translate():
+        raise AuditValidationError("field", "rule")  # already the package's: not re-wrapped
+    assert str(kept.value) == "field: rule"
+    with pytest.raises(TransientStoreError) as same, store.translate():
+        raise TransientStoreError("as it was")
+    assert str(same.value) == "as it was"
+    with pytest.raises(RejectedError) as refused, store.translate():
+        raise ValueError("  a value the driver cannot send  ")
+    assert str(refused.value) == "a value the driver cannot send"
+    with pytest.raises(TransientStoreError) as down, store.translate():
+        store.database.execute_sql("SELECT * FROM no_such_table_at_all_here")
+    assert str(down.value).startswith("database unavailable: ") and "no_such_table_at_all_here" in str(
+        down.value
+    )
