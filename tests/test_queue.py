@@ -140,3 +140,11 @@ def test_settle_counts_the_batch_in_its_duration_bucket(make_queue, batch_ms, bu
     histogram = {k.decode(): float(v) for k, v in queue.client.hgetall(queue.histogram_key).items()}
     assert histogram[bucket] == 1 and histogram["count"] == 1
     assert totals(queue).get("db_statements", 0) == 0  # no statement count given: none counted
+
+
+def test_a_batch_just_over_a_bound_counts_in_the_next_bucket(make_queue):
+    queue = make_queue()
+    queue.push([b"a"])
+    queue.settle(queue.claim(1), inserted=1, batch_ms=25.01)  # 0.02501 s: past le:0.025
+    histogram = {k.decode(): float(v) for k, v in queue.client.hgetall(queue.histogram_key).items()}
+    assert histogram.get("le:0.05") == 1 and "le:0.025" not in histogram

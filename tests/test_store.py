@@ -228,3 +228,25 @@ def test_translate_keeps_the_packages_own_errors_and_words_the_ones_it_makes(sto
     assert str(down.value).startswith("database unavailable: ") and "no_such_table_at_all_here" in str(
         down.value
     )
+
+
+def test_a_timestamp_written_without_an_offset_by_another_tool_reads_back_as_utc(sqlite_url):
+    from datetime import datetime, timezone
+
+    store = AuditStore(sqlite_url)
+    store.create_schema()
+    store.database.execute_sql(
+        "INSERT INTO audit_logs (event_id, created_at, event_type, event_category, outcome)"
+        " VALUES ('0190f5c2-0000-7000-8000-000000000009', '2026-03-01 12:00:00', 'x', 'info', 'success')"
+    )
+    (row,) = list(store.model.select())
+    assert row.created_at == datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    assert row.created_at.tzinfo is not None
+    store.close()
+    assert store.database.is_closed()
+
+
+def test_both_postgresql_schemes_open_postgresql():
+    for scheme in ("postgres", "postgresql"):
+        store = AuditStore(f"{scheme}://nobody@127.0.0.1:1/none")  # not connected until used
+        assert store.is_postgres
