@@ -250,3 +250,6 @@ def test_both_postgresql_schemes_open_postgresql():
     for scheme in ("postgres", "postgresql"):
         store = AuditStore(f"{scheme}://nobody@127.0.0.1:1/none")  # not connected until used
         assert store.is_postgres
+        create = store.model._schema._create_table(safe=True)  # the table it would create
+        ddl = store.database.get_sql_context().sql(create).query()[0]
+        assert '"created_at" TIMESTAMPTZ' in ddl and '"metadata" JSONB' in ddl
