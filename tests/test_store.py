@@ -253,3 +253,32 @@ def test_both_postgresql_schemes_open_postgresql():
         create = store.model._schema._create_table(safe=True)  # the table it would create
         ddl = store.database.get_sql_context().sql(create).query()[0]
         assert '"created_at" TIMESTAMPTZ' in ddl and '"metadata" JSONB' in ddl
+
+
+def test_times_are_stored_and_read_in_utc_whatever_the_servers_zone(sqlite_url, monkeypatch):
+    import time as time_module
+    from datetime import datetime, timedelta, timezone
+
+    from flask_audit.events.event import build_event
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time_module.tzset()
+    try:
+        store = AuditStore(sqlite_url)
+        store.create_schema()
+        tokyo = timezone(timedelta(hours=9))
+        store.insert([build_event("x", created_at=datetime(2026, 3, 1, 21, 0, tzinfo=tokyo))])
+        (raw,) = store.database.execute_sql("SELECT created_at FROM audit_logs").fetchone()
+        assert raw == "2026-03-01 12:00:00.000000+00:00"  # text sorts as time only if all of it is UTC
+        (row,) = list(store.model.select())
+        assert row.created_at.utcoffset() == timedelta(0)
+        store.database.execute_sql("UPDATE audit_logs SET created_at = '2026-03-01 12:00:00+09:00'")
+        (row,) = list(store.model.select())
+        assert row.created_at.utcoffset() == timedelta(0) and row.created_at.hour == 3
+        store.database.execute_sql("UPDATE audit_logs SET created_at = '2026-03-01 12:00:00'")
+        (row,) = list(store.model.select())
+        assert row.created_at.hour == 12  # no offset: UTC, not the server's zone
+        store.close()
+    finally:
+        monkeypatch.delenv("TZ")
+        time_module.tzset()
