@@ -258,3 +258,30 @@ def test_the_jsonl_export_postgresql_writes_is_the_stored_events_value_for_value
     to_stdout = app.test_cli_runner().invoke(args=["audit", "export"])
     lines = [json.loads(line) for line in to_stdout.output.split("\n") if line]
     assert [row["event_type"] for row in lines] == ["x", "y", "z"]
+
+
+def test_a_large_jsonl_export_made_in_parallel_chunks_keeps_every_row_once_in_order(pg_app, monkeypatch):
+    """Chunks cut by created_at, made side by side, written in order: ties at a cut included."""
+    from flask_audit.cli.operate import _write
+    from flask_audit.storage import pgexport
+    from flask_audit.storage.query import parse_filters, stream
+
+    app, audit, runtime = pg_app
+    start = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    # 60 rows on 20 distinct times: every time is shared by three rows, so cuts fall inside ties
+    runtime.store.insert(
+        [
+            build_event("x", user_id=f"u{i % 2}", created_at=start + timedelta(seconds=i // 3))
+            for i in range(60)
+        ]
+    )
+    monkeypatch.setattr(pgexport, "CHUNK_ROWS", 7)
+    filters = parse_filters({"user_id": "u1"})
+    assert len(list(pgexport.cuts(runtime.store, filters))) >= 3  # really cut into chunks
+    sink = io.BytesIO()
+    assert pgexport.copy_jsonl(runtime.store, filters, sink) == 30
+    by_copy = [json.loads(line) for line in sink.getvalue().decode().split("\n") if line]
+    rows = io.StringIO()
+    _write("jsonl", stream(runtime.store, filters), rows, lambda n: None)
+    assert by_copy == [json.loads(line) for line in rows.getvalue().split("\n") if line]
+    assert [r["id"] for r in by_copy] == sorted(r["id"] for r in by_copy)  # created_at, then id

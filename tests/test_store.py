@@ -246,7 +246,7 @@ def test_a_timestamp_written_without_an_offset_by_another_tool_reads_back_as_utc
     assert store.database.is_closed()
 
 
-def test_both_postgresql_schemes_open_postgresql():
+def test_both_postgresql_schemes_would_create_native_column_types():
     for scheme in ("postgres", "postgresql"):
         store = AuditStore(f"{scheme}://nobody@127.0.0.1:1/none")  # not connected until used
         assert store.is_postgres

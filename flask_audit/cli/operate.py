@@ -147,9 +147,10 @@ def export(fmt: str, since: str | None, until: str | None, output: str | None, *
     except AuditValidationError as exc:
         raise click.BadParameter(exc.rule, param_hint=f"--{exc.field.replace('_', '-')}") from None
     store = current_runtime().store
-    # the server writes JSON lines itself (COPY), unless they go to a terminal, which needs escaping
-    by_copy = fmt == "jsonl" and store.is_postgres and (output is not None or not _is_terminal(sys.stdout))
-    if by_copy:
+    # the server makes the JSON lines itself (storage.pgexport), unless they go to a terminal,
+    # which needs escaping
+    by_server = fmt == "jsonl" and store.is_postgres and (output is not None or not _is_terminal(sys.stdout))
+    if by_server:
         out: Any = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
         if not output:
             sys.stdout.flush()
@@ -160,14 +161,14 @@ def export(fmt: str, since: str | None, until: str | None, output: str | None, *
         with click.progressbar(
             length=total or 0, label="exporting", file=sys.stderr if output else NullStream()
         ) as bar:
-            if by_copy:
+            if by_server:
                 written = copy_jsonl(store, filters, out, bar.update)
             else:
                 written = _write(fmt, stream(store, filters), out, bar.update, _formatter(fmt))
     finally:
         if output:
             out.close()
-        elif by_copy:
+        elif by_server:
             out.flush()
     if output:
         click.echo(f"exported {written} row(s) to {output}", err=True)
