@@ -70,7 +70,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 #: fixtures that reach the real Redis or PostgreSQL
 SERVER_FIXTURES = {"real_redis_client", "key_prefix", "pg_database", "pg_url", "service_env"}
 #: parametrised fixtures whose named parameter reaches a real server
-SERVER_PARAMS = {"any_redis": "redis", "any_db_url": "postgresql"}
+SERVER_PARAMS = {"any_redis": "redis", "any_db_url": "postgresql", "tracked": "postgresql"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
