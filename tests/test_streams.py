@@ -180,3 +180,12 @@ def test_the_clock_measures_the_lag_and_alerts_when_the_stream_falls_behind(stre
     assert [(n.rule, n.status) for n in notices] == [("stream_lagging", "resolved")]
     metrics = app.test_client().get("/metrics").get_data(as_text=True)
     assert "audit_stream_lag_seconds 0.0" in metrics and "audit_stream_delivered_total 7.0" in metrics
+
+
+def test_retries_wait_half_a_second_doubling_to_the_cap_with_jitter(streamed):
+    app, audit, runtime = streamed(AUDIT_STREAM_MAX_BACKOFF_SECONDS=3)
+    sender = StreamSender(runtime.store, runtime.config)
+    for failures, ceiling in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (30, 3.0)):
+        waits = [sender._backoff(failures) for _ in range(200)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits), (failures, min(waits), max(waits))
+        assert max(waits) - min(waits) > ceiling / 10  # jittered, not one fixed wait
