@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-faults mutation lint bench bench-operations bench-tracking screenshots clean
+.PHONY: run test test-faults mutation lint bench bench-operations bench-tracking bench-load screenshots clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench-operations: $(VENV)/.installed  ## query plans, viewer requests, export an
 bench-tracking: $(VENV)/.installed  ## change tracking's cost on a commit of 10,000 rows, beside flask-audit-logger
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/tracking.py $(ARGS)
+
+bench-load: $(VENV)/.installed  ## the whole stack under wrk: plain, direct and buffered, CPU per request
+	$(PY) bench/load.py $(ARGS)
 
 screenshots: $(VENV)/.installed  ## docs/viewer-*.png, from headless Chromium
 	$(PY) tools/viewer_screenshots.py

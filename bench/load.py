@@ -1,0 +1,236 @@
+"""The whole stack under load, as a user sees it: gunicorn (2 sync workers), a Dramatiq worker
+(1 process, 2 threads), the clock, PostgreSQL and Redis on this machine, and `wrk -t2 -c8` for
+DURATION seconds against a route that answers "ok" and the same route with one `audit.log`,
+direct and buffered, in the same run. Reports requests/s, latency, the machine's busy CPU per
+request (from /proc/stat) and where it went (per process, from /proc/<pid>/stat), and audit's
+cost per event: the CPU per request of an audited mode minus that of the plain route.
+
+    make bench-load   # or: python bench/load.py [--duration 10] [--rounds 1]
+
+Needs wrk (apt-get install wrk). Every event of an audited mode is checked into PostgreSQL
+before the next mode starts (the ledger). Stops every process it started, by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.processes import Process, listening_socket, python, wait_for
+
+REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+TICKS = os.sysconf("SC_CLK_TCK")
+#: (label, route, extra environment)
+MODES = (
+    ("plain route", "/plain", {}),
+    ("audit.log, direct push", "/audited", {}),
+    ("audit.log, AUDIT_BUFFERED", "/audited", {"AUDIT_BUFFERED": "true"}),
+)
+
+
+def busy_seconds() -> float:
+    """The machine's busy CPU time so far: every state of /proc/stat's cpu line but idle and iowait."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / TICKS
+
+
+def cpu_by_group() -> dict[str, float]:
+    """CPU seconds used so far by the processes of each part, by command line."""
+    groups = {
+        "gunicorn": 0.0,
+        "dramatiq worker": 0.0,
+        "clock": 0.0,
+        "redis": 0.0,
+        "postgresql": 0.0,
+        "wrk": 0.0,
+    }
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used = (int(stat[11]) + int(stat[12])) / TICKS  # utime, stime
+        name = (
+            "gunicorn"
+            if "gunicorn" in cmd
+            else "dramatiq worker"
+            if "dramatiq" in cmd
+            else "clock"
+            if "audit scheduler" in cmd
+            else "redis"
+            if cmd.startswith("redis-server")
+            else "postgresql"
+            if cmd.startswith("postgres")
+            else "wrk"
+            if cmd.startswith("wrk")
+            else None
+        )
+        if name:
+            groups[name] += used
+    return groups
+
+
+def wrk(url: str, duration: int) -> tuple[int, float, float, float]:
+    """(requests, requests/s, p50 ms, p99 ms) of one wrk run."""
+    out = subprocess.run(
+        ["wrk", "-t2", "-c8", f"-d{duration}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    ).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return requests, rate, percentile("50"), percentile("99")
+
+
+def run_mode(label: str, route: str, extra: dict[str, str], duration: int, logs: Path) -> dict:
+    db = f"audit_load_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(PG_ADMIN)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{db}"')
+    url_db = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    env = dict(
+        os.environ,
+        FLASK_APP="bench.load_app:create_app()",
+        AUDIT_REDIS_URL=REDIS_URL,
+        AUDIT_KEY_PREFIX=f"load-{uuid.uuid4().hex[:8]}:",
+        AUDIT_DATABASE_URL=url_db,
+        AUDIT_SPOOL_PATH=str(logs / f"{db}.spool"),
+        **extra,
+    )
+    subprocess.run(
+        python("-m", "flask", "audit", "init-db"), env=env, check=True, capture_output=True, timeout=120
+    )
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    procs = [
+        Process(
+            "web",
+            python(
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"fd://{sock.fileno()}",
+                "--workers",
+                "2",
+                "bench.load_app:create_app()",
+            ),
+            env,
+            logs,
+            pass_fds=(sock.fileno(),),
+        ),
+        Process(
+            "worker",
+            python("-m", "dramatiq", "flask_audit.worker", "--processes", "1", "--threads", "2"),
+            env,
+            logs,
+        ),
+        Process("clock", python("-m", "flask", "audit", "scheduler"), env, logs),
+    ]
+    sock.close()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: (
+                subprocess.run(["curl", "-sf", base + "/plain"], capture_output=True, timeout=5).returncode
+                == 0
+            ),
+            60,
+            "gunicorn",
+        )
+        wrk(base + route, 2)  # warm up
+        time.sleep(2)
+        cpu_before, groups_before = busy_seconds(), cpu_by_group()
+        requests, rate, p50, p99 = wrk(base + route, duration)
+        conn = psycopg2.connect(url_db)
+        conn.autocommit = True
+
+        def stored() -> int:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM audit_logs")
+                return cur.fetchone()[0]
+
+        expected_at_least = requests if route == "/audited" else 0
+        if route == "/audited":  # the ledger: every request's event lands (warm-up ones too)
+            wait_for(lambda: stored() >= expected_at_least, 120, "every event stored", interval=0.5)
+        cpu = busy_seconds() - cpu_before  # includes draining what the load left behind
+        groups = {k: v - groups_before.get(k, 0.0) for k, v in cpu_by_group().items()}
+        rows = stored()
+        conn.close()
+    finally:
+        for proc in procs:
+            proc.stop()
+        admin.cursor().execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,)
+        )
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}"')
+        admin.close()
+    return {
+        "label": label,
+        "requests": requests,
+        "rate": rate,
+        "p50": p50,
+        "p99": p99,
+        "cpu_us": cpu / requests * 1e6,
+        "groups": {k: v / requests * 1e6 for k, v in groups.items()},
+        "rows": rows,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("needs wrk: apt-get install wrk", file=sys.stderr)
+        return 2
+    logs = Path(tempfile.mkdtemp(prefix="audit-load-"))
+    results = [run_mode(label, route, extra, args.duration, logs) for label, route, extra in MODES]
+    plain = results[0]
+    print(
+        f"\nwrk -t2 -c8 -d{args.duration}s on {os.cpu_count()} cores; CPU per request is the machine's busy time"
+        " (drain included) over the requests served\n"
+    )
+    print(
+        "| mode | requests/s | p50 / p99 ms | machine CPU per request | audit's cost per event | events stored |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        cost = "" if r is plain else f"{r['cpu_us'] - plain['cpu_us']:.0f} µs"
+        stored = "" if r is plain else f"{r['rows']:,} of {r['requests']:,}+"
+        print(
+            f"| {r['label']} | {r['rate']:,.0f} | {r['p50']:.2f} / {r['p99']:.2f} | {r['cpu_us']:.0f} µs | {cost} | {stored} |"
+        )
+    names = list(plain["groups"])
+    print("\nwhere the CPU went, µs per request:\n")
+    print("| mode | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for r in results:
+        print(f"| {r['label']} | " + " | ".join(f"{r['groups'][n]:.0f}" for n in names) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
