@@ -7,8 +7,10 @@ cost per event: the CPU per request of an audited mode minus that of the plain r
 
     make bench-load   # or: python bench/load.py [--duration 10] [--rounds 1]
 
-Needs wrk (apt-get install wrk). Every event of an audited mode is checked into PostgreSQL
-before the next mode starts (the ledger). Stops every process it started, by PID.
+Needs wrk (apt-get install wrk). ``--profile`` also samples the web workers with py-spy (pip
+install py-spy) and lists their hot spots; sampling costs CPU, so that run's table is not the one
+to compare. Every event of an audited mode is checked into PostgreSQL before the next mode starts
+(the ledger). Stops every process it started, by PID.
 """
 
 from __future__ import annotations
@@ -105,7 +107,25 @@ def wrk(url: str, duration: int) -> tuple[int, float, float, float]:
     return requests, rate, percentile("50"), percentile("99")
 
 
-def run_mode(label: str, route: str, extra: dict[str, str], duration: int, logs: Path) -> dict:
+def hot_spots(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
+    """The functions that were on CPU themselves most often (the leaf of each sampled stack), as
+    shares of all samples, from py-spy's collapsed ("raw") output."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        counts[leaf] = counts.get(leaf, 0) + int(n)
+        total += int(n)
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+    return [(name, 100.0 * n / total) for name, n in ranked] if total else []
+
+
+def run_mode(
+    label: str, route: str, extra: dict[str, str], duration: int, logs: Path, profile: bool = False
+) -> dict:
     db = f"audit_load_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(PG_ADMIN)
     admin.autocommit = True
@@ -162,8 +182,32 @@ def run_mode(label: str, route: str, extra: dict[str, str], duration: int, logs:
         )
         wrk(base + route, 2)  # warm up
         time.sleep(2)
+        spy = None
+        if profile:  # the web workers' hot spots while wrk runs (py-spy samples from outside)
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(procs[0].pid),
+                    "--subprocesses",
+                    "--format",
+                    "raw",
+                    "--duration",
+                    str(duration),
+                    "--rate",
+                    "200",
+                    "--nonblocking",
+                    "-o",
+                    str(logs / f"{db}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         cpu_before, groups_before = busy_seconds(), cpu_by_group()
         requests, rate, p50, p99 = wrk(base + route, duration)
+        if spy is not None:
+            spy.wait(timeout=60)
         conn = psycopg2.connect(url_db)
         conn.autocommit = True
 
@@ -187,7 +231,9 @@ def run_mode(label: str, route: str, extra: dict[str, str], duration: int, logs:
         )
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}"')
         admin.close()
+    collapsed = logs / f"{db}.txt"
     return {
+        "spots": hot_spots(collapsed) if profile and collapsed.exists() else [],
         "label": label,
         "requests": requests,
         "rate": rate,
@@ -202,12 +248,16 @@ def run_mode(label: str, route: str, extra: dict[str, str], duration: int, logs:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the web workers of each mode (needs py-spy)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
     logs = Path(tempfile.mkdtemp(prefix="audit-load-"))
-    results = [run_mode(label, route, extra, args.duration, logs) for label, route, extra in MODES]
+    profile = args.profile and shutil.which("py-spy") is not None
+    results = [run_mode(label, route, extra, args.duration, logs, profile) for label, route, extra in MODES]
     plain = results[0]
     print(
         f"\nwrk -t2 -c8 -d{args.duration}s on {os.cpu_count()} cores; CPU per request is the machine's busy time"
@@ -229,6 +279,13 @@ def main() -> int:
     print("|---|" + "---:|" * len(names))
     for r in results:
         print(f"| {r['label']} | " + " | ".join(f"{r['groups'][n]:.0f}" for n in names) + " |")
+    for r in results:
+        if r["spots"]:
+            print(
+                f"\nhot spots of the web workers, {r['label']} (share of samples on CPU in the function itself):\n"
+            )
+            for name, share in r["spots"]:
+                print(f"  {share:5.1f}%  {name}")
     return 0
 
 
