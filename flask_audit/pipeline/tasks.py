@@ -86,17 +86,45 @@ class Heartbeat(Middleware):
             self._stop.wait(self.runtime.config.worker_heartbeat_seconds)
 
 
-class StreamThread(Middleware):
-    """Runs the log stream's sender in a thread of each worker process (``AUDIT_STREAM_URL``).
-    Not on a Dramatiq worker thread: a stalled endpoint never holds up a drain."""
+class _LoopThread(Middleware):
+    """A loop of its own in each worker process, started after boot and stopped before shutdown;
+    not on a Dramatiq worker thread, so that whatever it waits on never holds up a drain."""
 
-    def __init__(self, runtime: AuditRuntime, vocabulary: Vocabulary | None) -> None:
+    name = "audit-loop"
+
+    def __init__(self, runtime: AuditRuntime) -> None:
         self.runtime = runtime
-        self.vocabulary = vocabulary
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def loop(self) -> Callable[[threading.Event], None]:
+        """The loop to run; it returns once the event is set."""
+        raise NotImplementedError
+
+    def join_seconds(self) -> float:
+        return 10.0
+
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.loop(), args=(self._stop,), name=self.name, daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.join_seconds())
+
+
+class StreamThread(_LoopThread):
+    """Runs the log stream's sender (``AUDIT_STREAM_URL``): a stalled endpoint holds up nothing."""
+
+    name = "audit-stream"
+
+    def __init__(self, runtime: AuditRuntime, vocabulary: Vocabulary | None) -> None:
+        super().__init__(runtime)
+        self.vocabulary = vocabulary
+
+    def loop(self) -> Callable[[threading.Event], None]:
         metrics = self.runtime.background_metrics
 
         def record(fields: dict[str, Any]) -> None:
@@ -105,42 +133,25 @@ class StreamThread(Middleware):
             except Exception:  # Redis down: the counters miss a batch, the stream goes on
                 pass
 
-        sender = StreamSender(self.runtime.store, self.runtime.config, self.vocabulary, record)
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=sender.run, args=(self._stop,), name="audit-stream", daemon=True
-        )
-        self._thread.start()
+        return StreamSender(self.runtime.store, self.runtime.config, self.vocabulary, record).run
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.runtime.config.stream_timeout_seconds + 1)
+    def join_seconds(self) -> float:
+        return self.runtime.config.stream_timeout_seconds + 1
 
 
-class OutboxThread(Middleware):
-    """Relays the tracked models' outboxes (``audit.track``) in a thread of each worker process."""
+class OutboxThread(_LoopThread):
+    """Relays the tracked models' outboxes (``audit.track``)."""
+
+    name = "audit-outbox"
 
     def __init__(self, runtime: AuditRuntime, engines: Callable[[], list[Any]]) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.engines = engines
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    def loop(self) -> Callable[[threading.Event], None]:
         from flask_audit.integrations.outbox import OutboxRelay
 
-        relay = OutboxRelay(self.engines, self.runtime, self.runtime.config.drain_interval_seconds)
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=relay.run, args=(self._stop,), name="audit-outbox", daemon=True
-        )
-        self._thread.start()
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        return OutboxRelay(self.engines, self.runtime, self.runtime.config.drain_interval_seconds).run
 
 
 def build_broker(runtime: AuditRuntime) -> dramatiq.Broker:
