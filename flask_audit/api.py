@@ -15,7 +15,17 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    make_response,
+    request,
+    stream_with_context,
+)
 
 from flask_audit.errors import AuditError, AuditValidationError
 from flask_audit.formats.lines import export_lines
@@ -23,6 +33,7 @@ from flask_audit.integrity import proofs
 from flask_audit.runtime import current_runtime
 from flask_audit.storage.query import (
     EQUALITY_FILTERS,
+    Filters,
     page,
     parse_filters,
     parse_limit,
@@ -47,6 +58,12 @@ def bearer_matches(expected: str | None) -> bool:
     return hmac.compare_digest(header[len("Bearer ") :].encode(), expected.encode())
 
 
+def api_enabled() -> bool:
+    """The API (and the viewer on it) is on once a token or an ``authorize`` callback is set."""
+    audit = current_app.extensions["audit"]
+    return audit.runtime().config.api_token is not None or audit.authorize is not None
+
+
 def viewer_grant() -> tokens.Grant | None:
     """What the request may read: every tenant (the API token, or ``authorize`` saying True),
     one tenant (a viewer token in the cookie, or ``authorize`` naming a tenant), or nothing."""
@@ -68,8 +85,7 @@ def viewer_grant() -> tokens.Grant | None:
 def _guard() -> None:
     """The token opens every tenant's rows; a viewer token or ``authorize`` may open one
     tenant's rows only (kept in ``g.audit_tenant``)."""
-    audit = current_app.extensions["audit"]
-    if audit.runtime().config.api_token is None and audit.authorize is None:
+    if not api_enabled():
         abort(404)
     grant = viewer_grant()
     if grant is None:
@@ -88,8 +104,9 @@ def _bad_request(exc: AuditValidationError) -> Any:
     return jsonify({"error": "invalid filter", "field": exc.field, "message": str(exc)}), 400
 
 
-def _filters(known: set[str]) -> tuple[Any, dict[str, str]] | Any:
-    """The request's filters, scoped to the caller's tenant; or the 403 of another tenant's."""
+def _filters(known: set[str]) -> tuple[Filters, dict[str, str]]:
+    """The request's filters and arguments, scoped to the caller's tenant (another tenant's is a
+    403)."""
     args = request.args
     unknown = sorted(set(args) - known)
     if unknown:
@@ -97,15 +114,13 @@ def _filters(known: set[str]) -> tuple[Any, dict[str, str]] | Any:
     tenant = g.audit_tenant
     if tenant is not None:
         if args.get("tenant_id", tenant) != tenant:
-            return None, {}
+            abort(make_response(jsonify({"error": "this token is scoped to another tenant"}), 403))
         args = {**args.to_dict(), "tenant_id": tenant}
     return parse_filters(args), dict(args)
 
 
 def list_logs() -> Any:
     filters, args = _filters(KNOWN_ARGS)
-    if filters is None:
-        return jsonify({"error": "this token is scoped to another tenant"}), 403
     limit = parse_limit(args.get("limit"))
     rows, next_cursor = page(_store(), filters, limit, args.get("cursor") or None)
     return jsonify({"items": [to_dict(row) for row in rows], "next_cursor": next_cursor})
@@ -115,8 +130,6 @@ def export_logs() -> Any:
     """The rows of the list's filters, oldest first, streamed: CSV (cells never start a formula)
     or JSON lines, as ``flask audit export`` writes them."""
     filters, args = _filters(EXPORT_ARGS)
-    if filters is None:
-        return jsonify({"error": "this token is scoped to another tenant"}), 403
     fmt = args.get("format", "jsonl")
     if fmt not in ("csv", "jsonl"):
         raise AuditValidationError("format", "must be csv or jsonl")

@@ -200,11 +200,17 @@ def dashboard_data() -> Any:
     )
 
 
-def _private(response: Response) -> Response:
-    """Monitoring answers are never cached and never leak their address through Referer."""
+def private(response: Response) -> Response:
+    """Answers about the audit log are never cached, never leak their address through Referer,
+    and are never sniffed into another type (the monitoring routes and the viewer)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _private(response: Response) -> Response:
+    private(response)
     if request.endpoint == "audit_monitoring.dashboard":
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"

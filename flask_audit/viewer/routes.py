@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
 
-from flask_audit.api import viewer_grant
+from flask_audit.api import api_enabled, viewer_grant
+from flask_audit.monitoring.routes import private
 from flask_audit.viewer import tokens
 
 COOKIE = tokens.COOKIE
@@ -17,22 +19,19 @@ API_TOKEN_SESSION_SECONDS = 8 * 3600
 
 
 def _headers(response: Response) -> Response:
+    """The monitoring routes' private headers, and a policy of the viewer's own."""
     config = current_app.extensions["audit"].runtime().config
     ancestors = config.viewer_frame_ancestors or "'none'"
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
         f" connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
     )
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return private(response)
 
 
 def _page(event_id: str | None = None) -> Any:
-    audit = current_app.extensions["audit"]
-    config = audit.runtime().config
-    if config.api_token is None and audit.authorize is None:
+    config = current_app.extensions["audit"].runtime().config
+    if not api_enabled():
         return Response("not found\n", 404, mimetype="text/plain")
     token = request.args.get("token")
     if token is not None:
@@ -58,7 +57,7 @@ def _exchange(token: str) -> Any:
     config = audit.runtime().config
     secret = config.viewer_secret
     grant = tokens.read(current_app, secret, token)
-    if grant is None and config.api_token and _same(token, config.api_token):
+    if grant is None and config.api_token and hmac.compare_digest(token.encode(), config.api_token.encode()):
         cookie = tokens.mint(current_app, secret, None, API_TOKEN_SESSION_SECONDS)
         grant = tokens.Grant(None, int(time.time()) + API_TOKEN_SESSION_SECONDS)
     elif grant is not None:
@@ -79,12 +78,6 @@ def _exchange(token: str) -> Any:
         samesite="None" if embedded else "Lax",  # framed by another site: sent only if None
     )
     return response
-
-
-def _same(given: str, expected: str) -> bool:
-    import hmac
-
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def viewer_blueprint() -> Blueprint:
