@@ -19,10 +19,15 @@ class Cursor:
     updated_at: str
 
 
+def ensure_table(store: AuditStore) -> None:
+    """Create the cursors' table if ``flask audit migrate`` has not (idempotent)."""
+    with store.translate():
+        store.database.execute_sql(stream_cursors_table_sql())
+
+
 def read(store: AuditStore, name: str) -> Cursor:
     """The stream's cursor; a new stream starts before the first row."""
     with store.translate():
-        store.database.execute_sql(stream_cursors_table_sql())  # a database not migrated yet
         found = store.database.execute_sql(
             f"SELECT name, last_id, delivered, updated_at FROM {STREAM_CURSORS_TABLE}"
             f" WHERE name = {store.database.param}",

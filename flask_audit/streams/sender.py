@@ -70,6 +70,7 @@ class StreamSender:
         )
         self.record = record
         self.headers = {"Content-Type": CONTENT_TYPES[config.stream_format], "User-Agent": "flask-audit"}
+        self._table_ready = False
         if config.stream_token:
             scheme = "Splunk" if config.stream_format == "splunk-hec" else "Bearer"
             self.headers["Authorization"] = f"{scheme} {config.stream_token}"
@@ -105,6 +106,9 @@ class StreamSender:
         """Send batches until caught up or ``deadline``; returns the events delivered. Raises
         ``StreamDeliveryError`` (the endpoint) or a store error (the database) on the first failure."""
         delivered = 0
+        if not self._table_ready:  # once per sender: a database not migrated yet still streams
+            cursors.ensure_table(self.store)
+            self._table_ready = True
         position = cursors.read(self.store, STREAM_NAME)
         watermark = committed_watermark(self.store)
         while time.monotonic() < deadline:
@@ -127,7 +131,7 @@ class StreamSender:
         while not stop.is_set():
             wait = POLL_SECONDS
             try:
-                with self._turn() as mine:
+                with _Turn(self.store) as mine:
                     if mine:
                         delivered = self.deliver(time.monotonic() + TURN_SECONDS)
                         if failures:
@@ -148,9 +152,6 @@ class StreamSender:
             self.config.stream_max_backoff_seconds, FIRST_BACKOFF_SECONDS * 2 ** min(failures - 1, 30)
         )
         return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    def _turn(self) -> _Turn:
-        return _Turn(self.store)
 
     def _reset_connection(self) -> None:
         try:
