@@ -30,13 +30,13 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.processes import Process, listening_socket, python, wait_for
+from tests.processes import Process, gunicorn, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TICKS = os.sysconf("SC_CLK_TCK")
 SYNC = ("--workers", "2")
-#: gunicorn's threaded workers: concurrent audit.log calls of a process share a push (group commit)
+#: gunicorn's threaded workers (4 threads each)
 GTHREAD = ("--workers", "2", "--worker-class", "gthread", "--threads", "4")
 #: (label, route, extra environment, gunicorn's worker options)
 MODES = (
@@ -44,7 +44,7 @@ MODES = (
     ("audit.log, direct push", "/audited", {}, SYNC),
     ("audit.log, AUDIT_BUFFERED", "/audited", {"AUDIT_BUFFERED": "true"}, SYNC),
     ("plain route, gthread", "/plain", {}, GTHREAD),
-    ("audit.log, direct push, gthread (group commit)", "/audited", {}, GTHREAD),
+    ("audit.log, direct push, gthread", "/audited", {}, GTHREAD),
     ("audit.log, AUDIT_BUFFERED, gthread", "/audited", {"AUDIT_BUFFERED": "true"}, GTHREAD),
 )
 
@@ -160,15 +160,7 @@ def run_mode(
     procs = [
         Process(
             "web",
-            python(
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"fd://{sock.fileno()}",
-                "--workers",
-                "2",
-                "bench.load_app:create_app()",
-            ),
+            gunicorn(sock, "bench.load_app:create_app()", *web),
             env,
             logs,
             pass_fds=(sock.fileno(),),

@@ -25,7 +25,7 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.processes import CHROMIUM_FLAGS, Process, listening_socket, python, wait_for
+from tests.processes import CHROMIUM_FLAGS, Process, gunicorn, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -98,15 +98,7 @@ def main() -> int:
     procs = {
         "web": Process(
             "web",
-            python(
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"fd://{sock.fileno()}",
-                "--workers",
-                "2",
-                "examples.app:create_app()",
-            ),
+            gunicorn(sock, "examples.app:create_app()"),
             env,
             logs,
             pass_fds=(sock.fileno(),),

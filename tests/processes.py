@@ -67,6 +67,12 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def gunicorn(sock: socket.socket, app: str, *options: str) -> list[str]:
+    """The command of gunicorn serving ``app`` on ``sock`` (pass its descriptor to the process):
+    two workers unless ``options`` say otherwise."""
+    return python("-m", "gunicorn", "--bind", f"fd://{sock.fileno()}", *(options or ("--workers", "2")), app)
+
+
 def listening_socket() -> socket.socket:
     """A socket bound to a free loopback port and listening, to hand to a server by its file
     descriptor (gunicorn ``--bind fd://N``): no other process can take the port in between."""

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REDIS_URL
 from tests.faults.helpers import execute, ledger, postgres_stopped, stored_ids
-from tests.processes import listening_socket, python, wait_for
+from tests.processes import gunicorn, listening_socket, python, wait_for
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 WORKER = python("-m", "dramatiq", "flask_audit.worker", "--processes", "1", "--threads", "2")
@@ -157,17 +157,8 @@ def test_sigterm_to_gunicorn_loses_no_accepted_event(buffered, live, service_env
     env = (
         {**service_env, "AUDIT_BUFFERED": "1", "AUDIT_BUFFER_FLUSH_MS": "600000"} if buffered else service_env
     )
-    gunicorn = [
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"fd://{sock.fileno()}",
-        "--workers",
-        "2",
-        "--graceful-timeout",
-        "10",
-    ]
-    web = spawn("web", python(*gunicorn, "examples.app:create_app()"), env, pass_fds=(sock.fileno(),))
+    command = gunicorn(sock, "examples.app:create_app()", "--workers", "2", "--graceful-timeout", "10")
+    web = spawn("web", command, env, pass_fds=(sock.fileno(),))
     sock.close()  # gunicorn holds its own copy
     base = f"http://127.0.0.1:{port}"
 

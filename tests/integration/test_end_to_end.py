@@ -8,7 +8,7 @@ import urllib.request
 
 import psycopg2
 
-from tests.processes import listening_socket, python, wait_for
+from tests.processes import gunicorn, listening_socket, python, wait_for
 
 
 def http(method: str, url: str, body: dict | None = None, headers: dict | None = None):
@@ -40,9 +40,7 @@ def test_requests_land_in_postgres_through_worker_and_clock(service_env, spawn, 
     port = sock.getsockname()[1]
     web = spawn(
         "web",
-        python(
-            "-m", "gunicorn", "--bind", f"fd://{sock.fileno()}", "--workers", "2", "examples.app:create_app()"
-        ),
+        gunicorn(sock, "examples.app:create_app()"),
         service_env,
         pass_fds=(sock.fileno(),),
     )
