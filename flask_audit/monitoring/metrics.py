@@ -235,11 +235,7 @@ class Metrics:
         """The clock's look at how far behind the stream is, for health, alerts and /metrics."""
         self.client.hset(
             self.stream_key,
-            mapping={
-                "lag_seconds": f"{seconds:.3f}",
-                "undelivered": undelivered,
-                "checked_at": f"{time.time():.3f}",
-            },
+            mapping={"lag_seconds": f"{seconds:.3f}", "undelivered": undelivered},
         )
 
     def record_integrity(self, last_seal: int, problems: int, unsealed_rows: int) -> None:

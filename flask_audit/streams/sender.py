@@ -118,7 +118,7 @@ class StreamSender:
             self.send(batch)
             position = cursors.advance(self.store, position, batch.last_id, batch.count)
             delivered += batch.count
-            self.record({"delivered": batch.count, "last_delivered_id": batch.last_id})
+            self.record({"delivered": batch.count})
             if batch.count < self.config.stream_batch_size:
                 watermark = committed_watermark(self.store)  # caught up to it: look again
         return delivered
