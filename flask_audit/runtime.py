@@ -19,6 +19,7 @@ from flask_audit.ingest.spool import Spool
 from flask_audit.ingest.write_path import WritePath
 from flask_audit.integrity.seals import Signer
 from flask_audit.monitoring.metrics import Metrics
+from flask_audit.queue.connect import RedisConnector
 from flask_audit.queue.embedded import embedded_redis_url
 from flask_audit.queue.redis_queue import AuditQueue
 from flask_audit.storage.store import AuditStore
@@ -41,18 +42,24 @@ class AuditRuntime:
     # -- collaborators -------------------------------------------------------------------------
 
     @cached_property
-    def redis_url(self) -> str:
+    def redis_url(self) -> str | None:
+        """AUDIT_REDIS_URL; else none with Sentinel (it names the master); else the embedded server."""
         if self.config.redis_url:
             return self.config.redis_url
+        if self.config.redis_sentinels:
+            return None
         return embedded_redis_url(os.path.join(self.config.instance_path, "audit-redis.db"))
+
+    @cached_property
+    def connector(self) -> RedisConnector:
+        return RedisConnector(self.config, self.redis_url)
 
     @cached_property
     def redis(self) -> redis.Redis:
         """The request path's client: short timeouts, no retries (the breaker decides)."""
         if self._given_redis is not None:
             return self._given_redis
-        return redis.Redis.from_url(
-            self.redis_url,
+        return self.connector.client(
             socket_timeout=self.config.redis_timeout_seconds,
             socket_connect_timeout=self.config.redis_timeout_seconds,
             retry=Retry(NoBackoff(), 0),
@@ -63,8 +70,7 @@ class AuditRuntime:
         """The client of workers, the clock and the CLI, which can afford to wait."""
         if self._given_redis is not None:
             return self._given_redis
-        return redis.Redis.from_url(
-            self.redis_url,
+        return self.connector.client(
             socket_timeout=BACKGROUND_REDIS_TIMEOUT,
             socket_connect_timeout=BACKGROUND_REDIS_TIMEOUT,
             health_check_interval=30,

@@ -26,6 +26,7 @@ from tests.processes import Process, python
 
 REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("AUDIT_TEST_REQUIRE_SERVICES"))
 REDIS_URL = os.environ.get("AUDIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("AUDIT_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 PG_ADMIN_DSN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -68,7 +69,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 #: fixtures that reach the real Redis or PostgreSQL
-SERVER_FIXTURES = {"real_redis_client", "key_prefix", "pg_database", "pg_url", "service_env"}
+SERVER_FIXTURES = {
+    "real_redis_client",
+    "key_prefix",
+    "pg_database",
+    "pg_url",
+    "service_env",
+    "rabbitmq_queue",
+}
 #: parametrised fixtures whose named parameter reaches a real server
 SERVER_PARAMS = {"any_redis": "redis", "any_db_url": "postgresql", "tracked": "postgresql"}
 
@@ -161,6 +169,31 @@ def any_redis(request: pytest.FixtureRequest) -> tuple[redis.Redis, str]:
         return fakeredis.FakeRedis(server=fakeredis.FakeServer()), "audit:"
     client = request.getfixturevalue("real_redis_client")
     return client, request.getfixturevalue("key_prefix")
+
+
+# -- RabbitMQ -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rabbitmq_queue() -> Iterator[tuple[str, str]]:
+    """(broker URL, a Dramatiq queue name of this test's own) on the machine's RabbitMQ; the
+    queue and its delay and dead-letter queues are deleted afterwards."""
+    import pika
+
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    except pika.exceptions.AMQPError as exc:
+        unavailable(f"RabbitMQ at {RABBITMQ_URL}", exc)
+    connection.close()
+    name = f"audit-test-{uuid.uuid4().hex[:10]}"
+    yield RABBITMQ_URL, name
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        channel = connection.channel()
+        for queue in (name, f"{name}.DQ", f"{name}.XQ"):
+            channel.queue_delete(queue)
+    finally:
+        connection.close()
 
 
 # -- databases ------------------------------------------------------------------------------------

@@ -2,14 +2,16 @@
 
 import logging
 import re
+import time
 
 import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 
 from flask_audit.errors import TransientStoreError
+from flask_audit.pipeline.brokers import pending_drains
 from flask_audit.pipeline.clock import Clock
-from flask_audit.pipeline.tasks import declare, pending_drains
+from flask_audit.pipeline.tasks import declare
 
 
 @pytest.fixture
@@ -115,3 +117,36 @@ def test_database_outage_retries_with_backoff_and_loses_nothing(make_app, fake_r
     assert len(delays) == 3 and all(500 <= d <= 1000 for d in delays)
     assert sorted(flaky.store.event_ids()) == sorted(ids)
     assert runtime.queue.failed_length() == 0 and runtime.queue.depth() == 0
+
+
+def test_failed_drains_send_no_successors_so_pending_drains_stop_growing(make_app, fake_redis):
+    """While the database is down, a drain that claimed a full batch fails and is retried: had it
+    sent its successor anyway, every failed attempt would add a message."""
+    app, audit = make_app(
+        redis_client=fake_redis,
+        create_schema=False,
+        AUDIT_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+        AUDIT_MAX_PENDING_DRAINS=2,
+    )
+    runtime = audit.runtime(app)
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    actors = declare(broker, runtime)
+    clock = Clock(runtime, broker, actors)
+    clock.elect()
+    with app.app_context():
+        for i in range(1000):
+            audit.log("x", user_id=i)
+    worker = Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        assert clock.tick() == 2
+        seen = []
+        for _ in range(2):
+            time.sleep(1.5)
+            seen.append(pending_drains(broker, runtime.config.dramatiq_queue))
+    finally:
+        worker.stop()
+        broker.close()
+    assert seen[0] == seen[1] <= 2 + 1  # the clock's 2, and one successor sent before the first failure
+    assert runtime.queue.depth() == 1000

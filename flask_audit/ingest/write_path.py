@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from flask_audit import safety
-from flask_audit.errors import AuditError, AuditWriteError
+from flask_audit.errors import AuditError, AuditWriteError, ReplicationShortfall
 from flask_audit.events.event import AuditEvent, decode_entry
 from flask_audit.ingest.counts import PendingCounts
 
@@ -42,6 +42,15 @@ class WritePath:
         if self.runtime.breaker.allow():
             try:
                 accepted = self.runtime.queue.push(entries)
+            except ReplicationShortfall as short:
+                # In Redis, but a failover now could lose it: stored now as well (the drain's
+                # insert skips an event_id already stored). Until the breaker's next probe,
+                # events go straight to the database.
+                self.runtime.breaker.record_failure()
+                safety.swallowed(short, "redis replication")
+                self._write_through(entries[: short.accepted], counter="unreplicated")
+                self._overflow(entries[short.accepted :])
+                return
             except redis.RedisError as exc:
                 self.runtime.breaker.record_failure()
                 safety.swallowed(exc, "redis push")
@@ -50,10 +59,14 @@ class WritePath:
                     self._replay_spool_in_background()
                 if accepted == len(entries):
                     self.counts.flush()
-                elif self.runtime.config.overflow_policy == "direct":  # "drop": the queue counted them
-                    self._write_through(entries[accepted:], counter="overflow")
+                self._overflow(entries[accepted:])
                 return
         self._write_through(entries, counter="write_through")
+
+    def _overflow(self, refused: list[bytes]) -> None:
+        """What the queue's cap refused: written through ('direct'), else the queue counted it dropped."""
+        if refused and self.runtime.config.overflow_policy == "direct":
+            self._write_through(refused, counter="overflow")
 
     def write_critical(self, event: AuditEvent) -> None:
         """Store a critical event before returning: the database, else the priority list, else

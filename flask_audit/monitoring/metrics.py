@@ -22,6 +22,7 @@ TOTALS = (
     "dropped",
     "critical",
     "write_through",
+    "unreplicated",
     "spooled",
     "critical_fallback",
     "db_statements",

@@ -36,6 +36,11 @@ COUNTERS = (
         "write_through",
         "Events written straight to the database because Redis was down.",
     ),
+    (
+        "audit_events_unreplicated",
+        "unreplicated",
+        "Events pushed but not confirmed by the replicas in time, so also written to the database.",
+    ),
     ("audit_critical_writes", "critical", "Critical events written synchronously."),
     ("audit_db_statements", "db_statements", "INSERT and COPY statements the workers committed."),
 )

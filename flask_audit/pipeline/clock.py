@@ -22,7 +22,8 @@ from flask_audit.integrity.verify import Report, verify
 from flask_audit.monitoring.alerts import Alerter, Notice
 from flask_audit.monitoring.health import findings, thresholds_of
 from flask_audit.pipeline.batching import batch_size_for, drains_to_send
-from flask_audit.pipeline.tasks import AuditActors, pending_drains
+from flask_audit.pipeline.brokers import pending_drains
+from flask_audit.pipeline.tasks import AuditActors
 from flask_audit.queue.redis_queue import lua_script
 from flask_audit.runtime import AuditRuntime
 from flask_audit.storage.partitions import ensure_partitions

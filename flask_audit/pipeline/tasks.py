@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
 from flask_audit.errors import DatabaseUnavailable, TransientStoreError
 from flask_audit.pipeline.batching import batch_size_for
+from flask_audit.pipeline.brokers import build_broker
 from flask_audit.pipeline.drain import Drainer
 from flask_audit.queue.redis_queue import Batch
 from flask_audit.runtime import AuditRuntime
@@ -34,14 +33,6 @@ logger = logging.getLogger(__name__)
 DRAIN_ACTOR = "audit_drain"
 #: the worker's cyclic-GC thresholds (the defaults are 700, 10, 10)
 WORKER_GC_THRESHOLDS = (20_000, 50, 1000)
-#: milliseconds a dead drain message is kept in Dramatiq's dead-letter set
-DEAD_MESSAGE_TTL_MS = 3_600_000
-#: milliseconds without a heartbeat before Dramatiq deems a worker dead and requeues the drain
-#: messages it held (Dramatiq's default is 60 s; drains are cheap to redo, so we want them sooner)
-BROKER_HEARTBEAT_TIMEOUT_MS = 15_000
-#: Dramatiq commands per million that also run its maintenance (requeueing dead workers'
-#: messages); 5 % rather than 0.1 %, so that it happens within seconds of the timeout
-BROKER_MAINTENANCE_CHANCE = 50_000
 
 
 class WorkerTuning(Middleware):
@@ -154,17 +145,10 @@ class OutboxThread(_LoopThread):
         return OutboxRelay(self.engines, self.runtime, self.runtime.config.drain_interval_seconds).run
 
 
-def build_broker(runtime: AuditRuntime) -> dramatiq.Broker:
-    """A Redis broker on the audit Redis, its keys under the audit prefix."""
-    return RedisBroker(
-        client=runtime.background_redis,
-        namespace=runtime.config.key("dramatiq"),
-        # A failed drain message holds no events (they stay in the audit queue), so there is
-        # nothing to keep it for: an hour is enough to look at it.
-        dead_message_ttl=DEAD_MESSAGE_TTL_MS,
-        heartbeat_timeout=BROKER_HEARTBEAT_TIMEOUT_MS,
-        maintenance_chance=BROKER_MAINTENANCE_CHANCE,
-    )
+class _LastWrite:
+    """Whether this process's last drain reached the database (shared by its worker threads)."""
+
+    ok = True
 
 
 @dataclass
@@ -182,6 +166,7 @@ def declare(
     configured (``vocabulary`` maps its OCSF classes) and the outbox relay when models are
     tracked (``outbox_engines`` lists their databases). Returns the actors."""
     config = runtime.config
+    last_write = _LastWrite()
 
     def audit_drain(batch_size: int) -> None:
         """Drain one batch of at most ``batch_size`` events.
@@ -190,10 +175,14 @@ def declare(
         as soon as it is claimed, so a deep queue is drained at the workers' pace rather than the
         clock's, with the next claim overlapping this write. Each message sends at most one
         successor, so the number pending never grows past what the clock sent.
+
+        A message that fails is retried, so it is still pending: had it sent a successor, each
+        failed attempt would add one. Successors are therefore sent only while this process's
+        last write succeeded; after a failure, the clock alone sends drains until one succeeds.
         """
 
         def chain(batch: Batch) -> None:
-            if len(batch.entries) == batch_size and batch.remaining >= batch_size:
+            if last_write.ok and len(batch.entries) == batch_size and batch.remaining >= batch_size:
                 actor.send(batch_size_for(batch.remaining, config.batch_tiers))
 
         try:
@@ -201,7 +190,9 @@ def declare(
                 int(batch_size), on_claim=chain
             )
         except TransientStoreError as exc:
+            last_write.ok = False
             raise DatabaseUnavailable(str(exc)) from None
+        last_write.ok = True
         logger.debug("drained %d: %d inserted, %d failed", result.claimed, result.inserted, result.failed)
 
     actor = dramatiq.Actor(
@@ -224,20 +215,6 @@ def declare(
     if outbox_engines is not None:
         broker.add_middleware(OutboxThread(runtime, outbox_engines))
     return AuditActors(drain=actor)
-
-
-def pending_drains(broker: dramatiq.Broker, queue_name: str) -> int:
-    """Drain messages sent and not yet acknowledged, including those waiting to be retried."""
-    if isinstance(broker, RedisBroker):
-        with broker.client.pipeline(transaction=False) as pipe:
-            pipe.hlen(f"{broker.namespace}:{queue_name}.msgs")
-            pipe.hlen(f"{broker.namespace}:{queue_name}.DQ.msgs")
-            return sum(pipe.execute())
-    if isinstance(broker, StubBroker):
-        return sum(
-            broker.queues[name].qsize() for name in (queue_name, f"{queue_name}.DQ") if name in broker.queues
-        )
-    raise TypeError(f"cannot count pending messages on {type(broker).__name__}")
 
 
 def setup(

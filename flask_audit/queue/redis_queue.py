@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
 import redis
 
 from flask_audit.config import AuditConfig
+from flask_audit.errors import ReplicationShortfall
 from flask_audit.monitoring.buckets import BUCKET_TTL, bucket_key, histogram_bucket
 
 
@@ -61,11 +62,36 @@ class AuditQueue:
         """
         keys = [self.queue_key, self.totals_key, bucket_key(self.config.key_prefix, time.time())]
         args = [self.config.max_queue_length, self.config.overflow_policy, BUCKET_TTL, *entries]
-        return int(self._push(keys=keys, args=args))
+        if not self.config.redis_wait_replicas:
+            return int(self._push(keys=keys, args=args))
+        return self._replicated(lambda pipe: pipe.evalsha(self._push.sha, len(keys), *keys, *args))
 
     def push_priority(self, entry: bytes) -> None:
         """Queue a critical event whose direct write failed: never capped, claimed first."""
-        self.client.lpush(self.priority_key, entry)
+        if not self.config.redis_wait_replicas:
+            self.client.lpush(self.priority_key, entry)
+            return
+        self._replicated(lambda pipe: pipe.lpush(self.priority_key, entry))
+
+    def _replicated(self, command: Callable[[redis.client.Pipeline], object]) -> int:
+        """Run ``command`` and ``WAIT`` for the replicas in one round trip; returns the command's
+        count, or raises ``ReplicationShortfall`` when too few replicas confirmed it in time."""
+        wanted = self.config.redis_wait_replicas
+        try:
+            count, replicas = self._with_wait(command, wanted)
+        except redis.exceptions.NoScriptError:  # a new master after a failover: give it the script
+            self.client.script_load(SCRIPTS["push"])
+            count, replicas = self._with_wait(command, wanted)
+        if replicas < wanted:
+            raise ReplicationShortfall(count, replicas, wanted)
+        return count
+
+    def _with_wait(self, command: Callable[[redis.client.Pipeline], object], wanted: int) -> tuple[int, int]:
+        with self.client.pipeline(transaction=False) as pipe:
+            command(pipe)
+            pipe.execute_command("WAIT", wanted, self.config.redis_wait_timeout_ms)
+            count, replicas = pipe.execute()
+        return int(count), int(replicas)
 
     def claim(self, size: int) -> Batch | None:
         """Claim up to ``size`` of the oldest entries; None when there is nothing to drain."""

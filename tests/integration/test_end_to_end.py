@@ -7,6 +7,7 @@ import json
 import urllib.request
 
 import psycopg2
+import pytest
 
 from tests.processes import gunicorn, listening_socket, python, wait_for
 
@@ -35,7 +36,15 @@ def rows(pg_url: str) -> list[tuple]:
         conn.close()
 
 
-def test_requests_land_in_postgres_through_worker_and_clock(service_env, spawn, pg_url):
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_requests_land_in_postgres_through_worker_and_clock(
+    service_env, spawn, pg_url, broker, request, real_redis_client
+):
+    """The same run with the drain messages in the audit Redis (the default) and on RabbitMQ
+    (AUDIT_BROKER_URL); the events themselves always wait in Redis."""
+    if broker == "rabbitmq":
+        url, queue = request.getfixturevalue("rabbitmq_queue")
+        service_env = {**service_env, "AUDIT_BROKER_URL": url, "AUDIT_DRAMATIQ_QUEUE": queue}
     sock = listening_socket()
     port = sock.getsockname()[1]
     web = spawn(
@@ -97,3 +106,20 @@ def test_requests_land_in_postgres_through_worker_and_clock(service_env, spawn, 
     assert metrics["metrics"]["avg_batch_time_ms"] > 0
     assert metrics["health"] == {"status": "healthy", "issues": []}
     assert all(p.alive() for p in (web, worker, clock))
+    drain_keys = real_redis_client.keys(service_env["AUDIT_KEY_PREFIX"] + "dramatiq*")
+    if broker == "rabbitmq":  # the drain messages went through RabbitMQ, none through Redis
+        assert drain_keys == []
+        assert rabbit_consumers(*request.getfixturevalue("rabbitmq_queue")) == 1
+    else:
+        assert drain_keys
+
+
+def rabbit_consumers(url: str, queue: str) -> int:
+    """Consumers of ``queue`` now (the worker's), by a passive declare: fails if it does not exist."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+    finally:
+        connection.close()
