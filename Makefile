@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-faults mutation lint bench bench-operations bench-tracking bench-load screenshots clean
+.PHONY: run test test-faults mutation lint bench bench-operations bench-tracking bench-load bench-durability screenshots clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: $(VENV)/.installed  ## the performance tables: the pipeline, then tamper 
 
 bench-operations: $(VENV)/.installed  ## query plans, viewer requests, export and purge on 1,000,000 rows
 	$(PY) bench/operations.py $(ARGS)
+
+bench-durability: $(VENV)/.installed  ## audit.log's latency with a replica, WAIT 1 and the append-only file
+	$(PY) bench/durability.py $(ARGS)
 
 bench-tracking: $(VENV)/.installed  ## change tracking's cost on a commit of 10,000 rows, beside flask-audit-logger
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
