@@ -120,7 +120,7 @@ def hot_spots(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        if not stack:
+        if not stack or not n.isdigit():  # a stack py-spy cut short
             continue
         leaf = stack.rsplit(";", 1)[-1]
         counts[leaf] = counts.get(leaf, 0) + int(n)
@@ -239,6 +239,8 @@ def run_mode(
     return {
         "spots": hot_spots(collapsed) if profile and collapsed.exists() else [],
         "label": label,
+        "route": route,
+        "web": web,
         "requests": requests,
         "rate": rate,
         "p50": p50,
@@ -255,14 +257,20 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the web workers of each mode (needs py-spy)"
     )
+    parser.add_argument(
+        "--workers", choices=("sync", "gthread", "both"), default="both", help="which kind of gunicorn worker"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
     logs = Path(tempfile.mkdtemp(prefix="audit-load-"))
     profile = args.profile and shutil.which("py-spy") is not None
+    kinds = {"sync": (SYNC,), "gthread": (GTHREAD,), "both": (SYNC, GTHREAD)}[args.workers]
     results = [
-        run_mode(label, route, extra, web, args.duration, logs, profile) for label, route, extra, web in MODES
+        run_mode(label, route, extra, web, args.duration, logs, profile)
+        for label, route, extra, web in MODES
+        if web in kinds
     ]
     print(
         f"\nwrk -t2 -c8 -d{args.duration}s on {os.cpu_count()} cores; CPU per request is the machine's busy time"
@@ -272,8 +280,8 @@ def main() -> int:
         "| mode | requests/s | p50 / p99 ms | machine CPU per request | audit's cost per event | events stored |"
     )
     print("|---|---:|---:|---:|---:|---:|")
-    for i, r in enumerate(results):
-        plain = results[0 if i < 3 else 3]  # the plain route on the same kind of worker
+    for r in results:
+        plain = next(p for p in results if p["route"] == "/plain" and p["web"] == r["web"])  # same workers
         cost = "" if r is plain else f"{r['cpu_us'] - plain['cpu_us']:.0f} µs"
         stored = "" if r is plain else f"{r['rows']:,} of {r['requests']:,}+"
         print(

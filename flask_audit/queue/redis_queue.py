@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -16,6 +16,7 @@ import redis
 from flask_audit.config import AuditConfig
 from flask_audit.errors import ReplicationShortfall
 from flask_audit.monitoring.buckets import BUCKET_TTL, bucket_key, histogram_bucket
+from flask_audit.queue.lean import LeanConnection
 
 
 def lua_script(name: str) -> str:
@@ -53,45 +54,39 @@ class AuditQueue:
         self._claim = client.register_script(SCRIPTS["claim"])
         self._settle = client.register_script(SCRIPTS["settle"])
         self._requeue = client.register_script(SCRIPTS["requeue"])
+        self._lean = LeanConnection(client)
 
     def push(self, entries: list[bytes]) -> int:
         """Queue ``entries`` (oldest first) under the cap; returns how many were queued.
 
         Entries past the cap are counted as dropped by the script under the ``drop`` policy; under
-        ``direct`` the caller must write them through.
+        ``direct`` the caller must write them through. One round trip, on this thread's own
+        connection (``LeanConnection``), with ``WAIT`` pipelined after it when
+        AUDIT_REDIS_WAIT_REPLICAS asks for replicas (``ReplicationShortfall`` when they fall short).
         """
-        keys = [self.queue_key, self.totals_key, bucket_key(self.config.key_prefix, time.time())]
-        args = [self.config.max_queue_length, self.config.overflow_policy, BUCKET_TTL, *entries]
-        if not self.config.redis_wait_replicas:
-            return int(self._push(keys=keys, args=args))
-        return self._replicated(lambda pipe: pipe.evalsha(self._push.sha, len(keys), *keys, *args))
+        keys = (self.queue_key, self.totals_key, bucket_key(self.config.key_prefix, time.time()))
+        command = ("EVALSHA", self._push.sha, 3, *keys, self.config.max_queue_length)
+        command += (self.config.overflow_policy, BUCKET_TTL, *entries)
+        return self._confirmed(command)
 
     def push_priority(self, entry: bytes) -> None:
         """Queue a critical event whose direct write failed: never capped, claimed first."""
-        if not self.config.redis_wait_replicas:
-            self.client.lpush(self.priority_key, entry)
-            return
-        self._replicated(lambda pipe: pipe.lpush(self.priority_key, entry))
+        self._confirmed(("LPUSH", self.priority_key, entry))
 
-    def _replicated(self, command: Callable[[redis.client.Pipeline], object]) -> int:
-        """Run ``command`` and ``WAIT`` for the replicas in one round trip; returns the command's
-        count, or raises ``ReplicationShortfall`` when too few replicas confirmed it in time."""
+    def _confirmed(self, command: tuple) -> int:
+        """Run ``command`` (and WAIT, when replicas are asked for) in one round trip; returns its
+        count. A server without the push script (a new master after a failover) is given it."""
         wanted = self.config.redis_wait_replicas
+        commands = (command, ("WAIT", wanted, self.config.redis_wait_timeout_ms)) if wanted else (command,)
         try:
-            count, replicas = self._with_wait(command, wanted)
-        except redis.exceptions.NoScriptError:  # a new master after a failover: give it the script
+            replies = self._lean.execute(*commands)
+        except redis.exceptions.NoScriptError:
             self.client.script_load(SCRIPTS["push"])
-            count, replicas = self._with_wait(command, wanted)
-        if replicas < wanted:
-            raise ReplicationShortfall(count, replicas, wanted)
+            replies = self._lean.execute(*commands)
+        count = int(replies[0])
+        if wanted and int(replies[1]) < wanted:
+            raise ReplicationShortfall(count, int(replies[1]), wanted)
         return count
-
-    def _with_wait(self, command: Callable[[redis.client.Pipeline], object], wanted: int) -> tuple[int, int]:
-        with self.client.pipeline(transaction=False) as pipe:
-            command(pipe)
-            pipe.execute_command("WAIT", wanted, self.config.redis_wait_timeout_ms)
-            count, replicas = pipe.execute()
-        return int(count), int(replicas)
 
     def claim(self, size: int) -> Batch | None:
         """Claim up to ``size`` of the oldest entries; None when there is nothing to drain."""
