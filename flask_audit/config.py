@@ -380,6 +380,12 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("AUDIT_BUFFERED", False, "audit.log returns once the event is in an in-process buffer", "bool"),
     Key(
+        "AUDIT_GROUP_COMMIT",
+        True,
+        "direct mode: concurrent audit.log calls of a process share a round trip, each waiting for its own",
+        "bool",
+    ),
+    Key(
         "AUDIT_BUFFER_FLUSH_MS",
         50,
         "buffered mode: how often the buffer is pushed to Redis",
@@ -600,6 +606,7 @@ class AuditConfig:
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 100
     broker_url: str | None = None
+    group_commit: bool = True
     instance_path: str = field(default="")
 
     def key(self, name: str) -> str:

@@ -4,6 +4,7 @@ store, metrics, breaker, spool, buffer, write path), each created on first use."
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cached_property
 
 import redis
@@ -15,6 +16,7 @@ from flask_audit.config import AuditConfig
 from flask_audit.events.event import AuditEvent
 from flask_audit.ingest.breaker import CircuitBreaker
 from flask_audit.ingest.buffer import EventBuffer
+from flask_audit.ingest.group_commit import GroupCommit
 from flask_audit.ingest.spool import Spool
 from flask_audit.ingest.write_path import WritePath
 from flask_audit.integrity.seals import Signer
@@ -101,6 +103,14 @@ class AuditRuntime:
     def signer(self) -> Signer:
         """Signs new seals with AUDIT_SIGNING_KEY; verifies with it and AUDIT_SIGNING_KEYS_OLD."""
         return Signer(self.config.signing_key, self.config.signing_keys_old)
+
+    @cached_property
+    def push(self) -> Callable[[list[bytes]], int]:
+        """The request path's push: through group commit (AUDIT_GROUP_COMMIT), else one round
+        trip a call."""
+        if self.config.group_commit:
+            return GroupCommit(self.queue.push).push
+        return self.queue.push
 
     # -- the write path ------------------------------------------------------------------------
 

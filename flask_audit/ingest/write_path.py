@@ -41,7 +41,7 @@ class WritePath:
         and when Redis is down they are written through or spooled. Never raises."""
         if self.runtime.breaker.allow():
             try:
-                accepted = self.runtime.queue.push(entries)
+                accepted = self.runtime.push(entries)
             except ReplicationShortfall as short:
                 # In Redis, but a failover now could lose it: stored now as well (the drain's
                 # insert skips an event_id already stored). Until the breaker's next probe,

@@ -148,8 +148,11 @@ def test_critical_with_postgres_down_goes_to_the_priority_list(live, service_env
     ledger(runtime, pg_url, 2)
 
 
-@pytest.mark.parametrize("buffered", [False, True], ids=["direct", "buffered"])
-def test_sigterm_to_gunicorn_loses_no_accepted_event(buffered, live, service_env, spawn, pg_url):
+@pytest.mark.parametrize("mode", ["direct", "buffered", "direct-gthread"])
+def test_sigterm_to_gunicorn_loses_no_accepted_event(mode, live, service_env, spawn, pg_url):
+    """Every request answered had its event in Redis (direct; with gthread workers, through group
+    commit) or in a buffer the exit flush pushed (buffered)."""
+    buffered = mode == "buffered"
     app, audit, runtime = live
     sock = listening_socket()
     port = sock.getsockname()[1]
@@ -157,7 +160,10 @@ def test_sigterm_to_gunicorn_loses_no_accepted_event(buffered, live, service_env
     env = (
         {**service_env, "AUDIT_BUFFERED": "1", "AUDIT_BUFFER_FLUSH_MS": "600000"} if buffered else service_env
     )
-    command = gunicorn(sock, "examples.app:create_app()", "--workers", "2", "--graceful-timeout", "10")
+    workers = ("--worker-class", "gthread", "--threads", "4") if mode == "direct-gthread" else ()
+    command = gunicorn(
+        sock, "examples.app:create_app()", "--workers", "2", *workers, "--graceful-timeout", "10"
+    )
     web = spawn("web", command, env, pass_fds=(sock.fileno(),))
     sock.close()  # gunicorn holds its own copy
     base = f"http://127.0.0.1:{port}"
