@@ -11,11 +11,13 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
 from flask_audit.errors import DatabaseUnavailable, TransientStoreError
@@ -104,6 +106,52 @@ class _LoopThread(Middleware):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.join_seconds())
+
+
+class FollowRedisServer(_LoopThread):
+    """Hands a worker's in-flight drain messages back to Dramatiq when the broker's Redis is
+    replaced (a Sentinel failover, or a restart that kept its data).
+
+    Dramatiq's Redis broker files the messages a worker fetched under the worker's id until it
+    acknowledges them. A new master may hold an older copy of that state, in which messages this
+    worker already acknowledged are still filed under its id; as the worker lives on, Dramatiq
+    never hands them back, and they count as pending forever (the clock would stop sending drains
+    once they reach AUDIT_MAX_PENDING_DRAINS). When the server's ``run_id`` changes, the worker
+    takes a new id: the old one stops beating, and Dramatiq's own maintenance requeues what it
+    held once the heartbeat timeout passes. Redelivered drains are harmless (the insert is
+    idempotent).
+    """
+
+    name = "audit-follow-redis"
+
+    def __init__(self, runtime: AuditRuntime, broker: dramatiq.Broker) -> None:
+        super().__init__(runtime)
+        self.broker = broker
+        self.run_id: str | None = None
+
+    def check(self) -> bool:
+        """Read the server's run_id; take a new worker id when it changed. Returns whether it did."""
+        run_id = str(self.broker.client.info("server")["run_id"])  # type: ignore[attr-defined]
+        changed = self.run_id is not None and run_id != self.run_id
+        self.run_id = run_id
+        if changed:
+            old, self.broker.broker_id = self.broker.broker_id, str(uuid.uuid4())  # type: ignore[attr-defined]
+            logger.warning(
+                "the broker's Redis server changed (failover or restart): drain messages held as "
+                "worker %s go back to the queue after the heartbeat timeout",
+                old,
+            )
+        return changed
+
+    def loop(self) -> Callable[[threading.Event], None]:
+        def run(stop: threading.Event) -> None:
+            while not stop.wait(min(2.0, self.runtime.config.worker_heartbeat_seconds)):
+                try:
+                    self.check()
+                except Exception as exc:  # Redis is down: the next check after it returns sees it
+                    logger.debug("broker server check failed: %s", exc)
+
+        return run
 
 
 class StreamThread(_LoopThread):
@@ -209,6 +257,8 @@ def declare(
         },
     )
     broker.add_middleware(Heartbeat(runtime))
+    if isinstance(broker, RedisBroker):
+        broker.add_middleware(FollowRedisServer(runtime, broker))
     broker.add_middleware(WorkerTuning())
     if config.stream_url:
         broker.add_middleware(StreamThread(runtime, vocabulary))

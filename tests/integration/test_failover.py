@@ -109,7 +109,7 @@ def test_a_master_killed_under_load_fails_over_and_the_ledger_balances(
     port = sock.getsockname()[1]
     spawn("web", gunicorn(sock, "examples.app:create_app()"), env, pass_fds=(sock.fileno(),))
     sock.close()
-    spawn("worker", python("-m", "dramatiq", "worker", "--processes", "1", "--threads", "2"), env)
+    worker = spawn("worker", python("-m", "dramatiq", "worker", "--processes", "1", "--threads", "2"), env)
     spawn("clock", python("-m", "flask", "audit", "scheduler"), env)
     base = f"http://127.0.0.1:{port}"
 
@@ -176,6 +176,8 @@ def test_a_master_killed_under_load_fails_over_and_the_ledger_balances(
         return depth == 0 and new_master.zcard(env["AUDIT_KEY_PREFIX"] + "inflight") == 0
 
     wait_for(drained, 60, "the new master's queue to drain")
+    # the worker noticed the new server and handed back what the old state still filed under it
+    assert "the broker's Redis server changed" in worker.output()
     time.sleep(1)  # the last batch's commit
     request_ids, distinct_events = stored_request_ids(pg_url)
     assert len(request_ids) == distinct_events  # no event stored twice
