@@ -61,7 +61,7 @@ def test_a_lone_caller_pushes_at_once_and_gets_its_count():
     queue = SlowQueue()
     group = GroupCommit(queue.push)
     assert group.push([b"a", b"b"]) == 2
-    assert queue.calls == [2] and group.round_trips == 1
+    assert queue.calls == [2]
 
 
 def test_concurrent_callers_share_round_trips_and_each_gets_its_own_answer():
@@ -70,8 +70,8 @@ def test_concurrent_callers_share_round_trips_and_each_gets_its_own_answer():
     results = run_threads(group, threads=8, each=50)
     assert all(got == [1] * 50 for got in results.values())
     assert sorted(queue.items) == sorted(f"t{n}-{i}".encode() for n in range(8) for i in range(50))
-    assert sum(queue.calls) == 400 == group.entries_pushed
-    assert group.round_trips == len(queue.calls) < 400 / 2  # shared: at least two entries a trip on average
+    assert sum(queue.calls) == 400
+    assert len(queue.calls) < 400 / 2  # shared: at least two entries a round trip on average
     assert max(queue.calls) > 1
 
 

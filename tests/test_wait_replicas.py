@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import pytest
 
+from flask_audit.errors import ReplicationShortfall
 from flask_audit.pipeline.drain import Drainer
 
 
-@pytest.mark.expect_swallowed
-def test_an_unconfirmed_push_is_written_through_too_and_stored_once(
-    make_app, real_redis_client, key_prefix, swallowed_errors
-):
-    app, audit = make_app(
+@pytest.fixture
+def waiting_app(make_app, real_redis_client, key_prefix):
+    """An app that waits for one replica, on the real Redis, which has none."""
+    return make_app(
         redis_client=real_redis_client,
         AUDIT_KEY_PREFIX=key_prefix,
         AUDIT_REDIS_WAIT_REPLICAS=1,
         AUDIT_REDIS_WAIT_TIMEOUT_MS=20,
     )
+
+
+@pytest.mark.expect_swallowed
+def test_an_unconfirmed_push_is_written_through_too_and_stored_once(waiting_app, swallowed_errors):
+    app, audit = waiting_app
     runtime = audit.runtime(app)
     with app.test_request_context("/"):
         event_id = audit.log("api_key_created", user_id="u1")
@@ -34,17 +39,8 @@ def test_an_unconfirmed_push_is_written_through_too_and_stored_once(
     assert totals["unreplicated"] == 1 and totals["write_through"] == 1
 
 
-def test_a_critical_fallback_to_the_priority_list_waits_for_replicas_too(
-    make_app, real_redis_client, key_prefix
-):
-    from flask_audit.errors import ReplicationShortfall
-
-    app, audit = make_app(
-        redis_client=real_redis_client,
-        AUDIT_KEY_PREFIX=key_prefix,
-        AUDIT_REDIS_WAIT_REPLICAS=1,
-        AUDIT_REDIS_WAIT_TIMEOUT_MS=20,
-    )
+def test_a_critical_fallback_to_the_priority_list_waits_for_replicas_too(waiting_app):
+    app, audit = waiting_app
     runtime = audit.runtime(app)
     with pytest.raises(ReplicationShortfall) as err:
         runtime.queue.push_priority(b'{"v": 1}')

@@ -45,9 +45,6 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._waiting: list[_Slot] = []
         self._leading = False
-        #: round trips made and entries they carried (for the tests and the load benchmark)
-        self.round_trips = 0
-        self.entries_pushed = 0
 
     def push(self, entries: list[bytes]) -> int:
         """Push ``entries`` with whatever other threads are pushing; returns how many of them the
@@ -75,8 +72,6 @@ class GroupCommit:
             accepted, error = self._push(entries), None
         except BaseException as exc:  # each caller gets it, as if it had pushed alone
             accepted, error = 0, exc
-        self.round_trips += 1
-        self.entries_pushed += len(entries)
         offset = 0
         for slot in group:
             count = len(slot.entries)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import dramatiq
 import redis
@@ -17,6 +18,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
+from flask_audit.config import AuditConfig
 from flask_audit.runtime import AuditRuntime
 
 logger = logging.getLogger(__name__)
@@ -66,10 +68,10 @@ class PendingDrains(Middleware):
     most ``PENDING_LEASE_SECONDS`` past its due time; it is one sorted-set member, its id.
     """
 
-    def __init__(self, client: redis.Redis, key: str, config: object) -> None:
+    def __init__(self, client: redis.Redis, key: str, config: AuditConfig) -> None:
         self.client = client
         self.key = key
-        self.lease = max(PENDING_LEASE_SECONDS, 2 * int(getattr(config, "retry_max_backoff_seconds", 0)))
+        self.lease = max(PENDING_LEASE_SECONDS, 2 * config.retry_max_backoff_seconds)
 
     def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
         due = time.time() + (delay or 0) / 1000 + self.lease
@@ -96,9 +98,9 @@ class PendingDrains(Middleware):
             pipe.zcard(self.key)
             return int(pipe.execute()[1])
 
-    def _quietly(self, call: object) -> None:
+    def _quietly(self, call: Callable[[], object]) -> None:
         try:
-            call()  # type: ignore[operator]
+            call()
         except redis.RedisError as exc:  # a miscount only delays or hastens the next drain
             logger.warning("pending drain count not updated: %s", exc)
 

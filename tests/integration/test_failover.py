@@ -15,14 +15,12 @@ Each run prints its figures (``-s`` shows them): the README's "Running at scale"
 from __future__ import annotations
 
 import signal
-import threading
 import time
-import urllib.error
-import urllib.request
 
 import psycopg2
 import pytest
 
+from tests.load import Load, answers
 from tests.processes import gunicorn, listening_socket, python, wait_for
 from tests.topology import MASTER_NAME, RedisTopology
 
@@ -32,50 +30,6 @@ BEFORE, DURING, AFTER = 3.0, 5.0, 4.0
 LAG = 0.8
 #: bytes written to the master while the replica is stopped
 FILLER_BYTES = 48 * 1024 * 1024
-CLIENTS = 4
-
-
-class Load:
-    """Threads that POST /api/v1/keys with unique request ids and note the ones answered 201."""
-
-    def __init__(self, base: str, tag: str = "load") -> None:
-        self.base = base
-        self.tag = tag
-        #: request id -> when its 201 came (monotonic)
-        self.ok: dict[str, float] = {}
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(CLIENTS)]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
-
-    def _run(self, number: int) -> None:
-        sequence = 0
-        while not self._stop.is_set():
-            request_id = f"{self.tag}-{number}-{sequence}"
-            sequence += 1
-            request = urllib.request.Request(
-                self.base + "/api/v1/keys",
-                data=b'{"name": "k"}',
-                method="POST",
-                headers={"Content-Type": "application/json", "X-Request-ID": request_id, "X-User-ID": "7"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    if response.status == 201:
-                        self.ok[request_id] = time.monotonic()
-                    else:
-                        self.errors.append(f"{request_id}: {response.status}")
-            except (urllib.error.URLError, OSError) as exc:
-                self.errors.append(f"{request_id}: {exc}")
 
 
 def stored_request_ids(pg_url: str) -> tuple[list[str], int]:
@@ -113,16 +67,7 @@ def test_a_master_killed_under_load_fails_over_and_the_ledger_balances(
     spawn("clock", python("-m", "flask", "audit", "scheduler"), env)
     base = f"http://127.0.0.1:{port}"
 
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(base + "/api/v1/monitoring/health", timeout=2):
-                return True
-        except urllib.error.HTTPError:
-            return True
-        except OSError:
-            return False
-
-    wait_for(answers, 30, "gunicorn to answer")
+    wait_for(lambda: answers(base), 30, "gunicorn to answer")
 
     with Load(base) as load:
         time.sleep(BEFORE)

@@ -12,7 +12,7 @@ import redis
 
 from flask_audit.pipeline.clock import LEAD_INTERVAL
 from tests.conftest import REDIS_URL
-from tests.integration.test_failover import Load
+from tests.load import Load, answers
 from tests.processes import gunicorn, listening_socket, python, wait_for
 
 #: the clock's lease: three renewal intervals
@@ -44,7 +44,7 @@ def test_two_of_everything_and_the_leading_clock_killed_under_load(service_env, 
 
     loads = [Load(base, tag=f"web{n}") for n, base in enumerate(bases)]
     for load in loads:
-        wait_for(lambda load=load: _answers(load.base), 30, "gunicorn to answer")
+        wait_for(lambda load=load: answers(load.base), 30, "gunicorn to answer")
         load.__enter__()
     try:
         time.sleep(3)
@@ -82,16 +82,3 @@ def test_two_of_everything_and_the_leading_clock_killed_under_load(service_env, 
         f"\nmany hosts: {len(sent)} events from two web servers; the standby clock led {took_over:.2f} s after the kill"
     )
     assert took_over <= LEASE + LEAD_INTERVAL
-
-
-def _answers(base: str) -> bool:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(base + "/api/v1/monitoring/health", timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
