@@ -8,7 +8,7 @@ cost per event: the CPU per request of an audited mode minus that of the plain r
     make bench-load   # or: python bench/load.py [--duration 10] [--rounds 1]
 
 Needs wrk (apt-get install wrk). ``--profile`` also samples the web workers with py-spy (pip
-install py-spy) and lists their hot spots; sampling costs CPU, so that run's table is not the one
+install py-spy) and lists the hot spots of each process it started (web, worker, clock); sampling costs CPU, so that run's table is not the one
 to compare. Every event of an audited mode is checked into PostgreSQL before the next mode starts
 (the ledger). Stops every process it started, by PID.
 """
@@ -216,28 +216,31 @@ def run_mode(
         )
         wrk(base + route, 2)  # warm up
         time.sleep(2)
-        spy = None
-        if profile:  # the web workers' hot spots while wrk runs (py-spy samples from outside)
-            spy = subprocess.Popen(
-                [
-                    "py-spy",
-                    "record",
-                    "--pid",
-                    str(procs[0].pid),
-                    "--subprocesses",
-                    "--format",
-                    "raw",
-                    "--duration",
-                    str(duration),
-                    "--rate",
-                    "200",
-                    "--nonblocking",
-                    "-o",
-                    str(logs / f"{db}.txt"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        spies = []
+        if profile:  # each part's hot spots while wrk runs (py-spy samples from outside)
+            spies = [
+                subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--pid",
+                        str(proc.pid),
+                        "--subprocesses",
+                        "--format",
+                        "raw",
+                        "--duration",
+                        str(duration),
+                        "--rate",
+                        "200",
+                        "--nonblocking",
+                        "-o",
+                        str(logs / f"{db}-{proc.name}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for proc in procs
+            ]
         cpu_before, groups_before, pushes_before = busy_seconds(), cpu_by_group(), push_calls()
         web_before = web_cpu_by_pid()
         requests, rate, p50, p99 = wrk(base + route, duration)
@@ -245,7 +248,7 @@ def run_mode(
         web_used = [v - web_before.get(pid, 0.0) for pid, v in web_cpu_by_pid().items()]
         # with keep-alive (gthread), wrk's 8 connections stay with the worker that accepted them
         busiest = max(web_used) / sum(web_used) if sum(web_used) else 0.0
-        if spy is not None:
+        for spy in spies:
             spy.wait(timeout=60)
         conn = psycopg2.connect(url_db)
         conn.autocommit = True
@@ -270,9 +273,9 @@ def run_mode(
         )
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}"')
         admin.close()
-    collapsed = logs / f"{db}.txt"
+    profiles = {proc.name: logs / f"{db}-{proc.name}.txt" for proc in procs}
     return {
-        "spots": hot_spots(collapsed) if profile and collapsed.exists() else [],
+        "spots": {name: hot_spots(path) for name, path in profiles.items() if path.exists()},
         "label": label,
         "route": route,
         "web": web,
@@ -323,7 +326,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument(
-        "--profile", action="store_true", help="py-spy the web workers of each mode (needs py-spy)"
+        "--profile", action="store_true", help="py-spy the web, worker and clock of each mode (needs py-spy)"
     )
     parser.add_argument(
         "--workers", choices=("sync", "gthread", "both"), default="both", help="which kind of gunicorn worker"
@@ -371,11 +374,13 @@ def main() -> int:
             + f" | {100 * r['busiest']:.0f}% |"
         )
     for r in results:
-        if r["spots"]:
+        for part, spots in r["spots"].items():
+            if not spots:
+                continue
             print(
-                f"\nhot spots of the web workers, {r['label']} (share of samples on CPU in the function itself):\n"
+                f"\nhot spots of the {part}, {r['label']} (share of samples on CPU in the function itself):\n"
             )
-            for name, share in r["spots"]:
+            for name, share in spots:
                 print(f"  {share:5.1f}%  {name}")
     return 0
 

@@ -1,10 +1,14 @@
 """The request path's lean connection: replies in order, errors raised after every reply was
-read, a failed connection replaced, a forked child never reusing its parent's socket."""
+read, a failed connection replaced, a forked child never reusing its parent's socket, a demoted
+master or a silent server left for a new connection."""
 
 from __future__ import annotations
 
 import os
+import socket
+import threading
 
+import hiredis
 import pytest
 import redis
 
@@ -17,9 +21,9 @@ def test_replies_come_back_in_order_on_one_kept_connection(any_redis):
     assert lean.execute(
         ("RPUSH", prefix + "l", b"a"), ("RPUSH", prefix + "l", b"b"), ("LLEN", prefix + "l")
     ) == [1, 2, 2]
-    first = lean._local.held[1]
+    first = lean._local.held.connection
     assert lean.execute(("LRANGE", prefix + "l", 0, -1)) == [[b"a", b"b"]]
-    assert lean._local.held[1] is first  # kept, not returned to the pool
+    assert lean._local.held.connection is first  # kept, not returned to the pool
 
 
 def test_an_error_reply_is_raised_after_the_rest_were_read(any_redis):
@@ -35,26 +39,88 @@ def test_an_error_reply_is_raised_after_the_rest_were_read(any_redis):
 def test_a_connection_that_failed_is_closed_and_replaced(real_redis_client, key_prefix):
     lean = LeanConnection(real_redis_client)
     lean.execute(("PING",))
-    old_socket = lean._local.held[1]._sock
+    old_socket = lean._local.held.connection._sock
     old_socket.close()  # the server went away under it
     with pytest.raises(redis.ConnectionError):
         lean.execute(("PING",))
     assert lean._local.held is None
     assert lean.execute(("PING",)) == [b"PONG"]
-    assert lean._local.held[1]._sock is not old_socket  # a new connection
+    assert lean._local.held.connection._sock is not old_socket  # a new connection
 
 
 def test_a_forked_child_takes_a_connection_of_its_own(real_redis_client):
     lean = LeanConnection(real_redis_client)
     lean.execute(("PING",))
-    parent = lean._local.held[1]
+    parent = lean._local.held.connection
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report whether it reused the parent's connection
         try:
             lean.execute(("PING",))
-            os.write(write, b"same" if lean._local.held[1] is parent else b"own")
+            os.write(write, b"same" if lean._local.held.connection is parent else b"own")
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
     assert os.read(read, 10) == b"own"
+
+
+class _OneAnswerServer:
+    """A socket server that answers every command with ``answer`` (None: never answers), but
+    redis-py's CLIENT handshake, which it accepts."""
+
+    def __init__(self, answer: bytes | None) -> None:
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            reader = hiredis.Reader()
+            while chunk := conn.recv(65536):
+                reader.feed(chunk)
+                while (command := reader.gets()) is not False:
+                    if command[0].upper() == b"CLIENT":
+                        conn.sendall(b"+OK\r\n")
+                    elif self.answer is not None:
+                        conn.sendall(self.answer)
+
+
+def test_a_demoted_master_is_left_so_that_the_next_call_asks_again():
+    server = _OneAnswerServer(b"-READONLY You can't write against a read only replica.\r\n")
+    lean = LeanConnection(redis.Redis(port=server.port, socket_timeout=2, protocol=2))
+    with pytest.raises(redis.exceptions.ReadOnlyError):
+        lean.execute(("LPUSH", "q", b"x"))
+    assert lean._local.held is None  # dropped: the pool connects afresh (Sentinel: to the new master)
+    with pytest.raises(redis.exceptions.ReadOnlyError):
+        lean.execute(("LPUSH", "q", b"x"))
+    assert server.accepted == 2
+
+
+def test_a_server_that_does_not_answer_is_a_timeout_and_the_connection_is_dropped():
+    server = _OneAnswerServer(None)
+    lean = LeanConnection(
+        redis.Redis(port=server.port, socket_timeout=0.2, socket_connect_timeout=1, protocol=2)
+    )
+    with pytest.raises(redis.TimeoutError):
+        lean.execute(("PING",))
+    assert lean._local.held is None
+
+
+def test_a_reply_split_across_reads_is_put_back_together(real_redis_client, key_prefix):
+    lean = LeanConnection(real_redis_client)
+    big = [os.urandom(300_000) for _ in range(3)]  # more than one read of the socket each
+    lean.execute(*[("RPUSH", key_prefix + "big", value) for value in big])
+    assert lean.execute(("LRANGE", key_prefix + "big", 0, -1)) == [big]
