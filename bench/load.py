@@ -1,15 +1,17 @@
 """The whole stack under load, as a user sees it: gunicorn (2 sync workers), a Dramatiq worker
 (1 process, 2 threads), the clock, PostgreSQL and Redis on this machine, and `wrk -t2 -c8` for
 DURATION seconds against a route that answers "ok" and the same route with one `audit.log`,
-direct and buffered, in the same run. Reports requests/s, latency, the machine's busy CPU per
-request (from /proc/stat) and where it went (per process, from /proc/<pid>/stat), and audit's
-cost per event: the CPU per request of an audited mode minus that of the plain route.
+direct and buffered (and with gthread workers), in the same run. Reports requests/s, latency,
+the machine's busy CPU per request (from /proc/stat) and where it went (per process, from
+/proc/<pid>/stat), and audit's cost per event: the CPU per request of an audited mode minus that
+of the plain route. Every mode runs ``--rounds`` times, interleaved, and the table gives medians:
+the same mode measured minutes apart on this machine differs by a fifth.
 
-    make bench-load   # or: python bench/load.py [--duration 10] [--rounds 1]
+    make bench-load   # or: python bench/load.py [--duration 10] [--rounds 3] [--workers sync]
 
-Needs wrk (apt-get install wrk). ``--profile`` also samples the web workers with py-spy (pip
-install py-spy) and lists the hot spots of each process it started (web, worker, clock); sampling costs CPU, so that run's table is not the one
-to compare. Every event of an audited mode is checked into PostgreSQL before the next mode starts
+Needs wrk (apt-get install wrk). ``--profile`` also samples the web, worker and clock with
+py-spy (pip install py-spy) and lists each one's hot spots; sampling costs CPU, so that run's
+table is not the one to compare. Every event of an audited mode is checked into PostgreSQL before the next mode starts
 (the ledger). Stops every process it started, by PID.
 """
 
@@ -18,7 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,7 +97,6 @@ def cpu_by_group() -> dict[str, float]:
         "clock": 0.0,
         "redis": 0.0,
         "postgresql": 0.0,
-        "wrk": 0.0,
     }
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -115,8 +118,6 @@ def cpu_by_group() -> dict[str, float]:
             if cmd.startswith("redis-server")
             else "postgresql"
             if cmd.startswith("postgres")
-            else "wrk"
-            if cmd.startswith("wrk")
             else None
         )
         if name:
@@ -124,8 +125,9 @@ def cpu_by_group() -> dict[str, float]:
     return groups
 
 
-def wrk(url: str, duration: int) -> tuple[int, float, float, float]:
-    """(requests, requests/s, p50 ms, p99 ms) of one wrk run."""
+def wrk(url: str, duration: int) -> tuple[int, float, float, float, float]:
+    """(requests, requests/s, p50 ms, p99 ms, wrk's own CPU seconds) of one wrk run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t2", "-c8", f"-d{duration}s", "--latency", url],
         capture_output=True,
@@ -133,6 +135,8 @@ def wrk(url: str, duration: int) -> tuple[int, float, float, float]:
         timeout=duration + 60,
         check=True,
     ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
@@ -140,7 +144,7 @@ def wrk(url: str, duration: int) -> tuple[int, float, float, float]:
         value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    return requests, rate, percentile("50"), percentile("99")
+    return requests, rate, percentile("50"), percentile("99"), used
 
 
 def hot_spots(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
@@ -243,7 +247,7 @@ def run_mode(
             ]
         cpu_before, groups_before, pushes_before = busy_seconds(), cpu_by_group(), push_calls()
         web_before = web_cpu_by_pid()
-        requests, rate, p50, p99 = wrk(base + route, duration)
+        requests, rate, p50, p99, wrk_cpu = wrk(base + route, duration)
         pushes = push_calls() - pushes_before
         web_used = [v - web_before.get(pid, 0.0) for pid, v in web_cpu_by_pid().items()]
         # with keep-alive (gthread), wrk's 8 connections stay with the worker that accepted them
@@ -263,6 +267,9 @@ def run_mode(
             wait_for(lambda: stored() >= expected_at_least, 120, "every event stored", interval=0.5)
         cpu = busy_seconds() - cpu_before  # includes draining what the load left behind
         groups = {k: v - groups_before.get(k, 0.0) for k, v in cpu_by_group().items()}
+        groups["wrk"] = wrk_cpu  # gone before cpu_by_group could see it: its rusage instead
+        # the kernel's own work (softirqs of loopback traffic), and processes that came and went
+        groups["the rest"] = cpu - sum(groups.values())
         rows = stored()
         conn.close()
     finally:
@@ -322,9 +329,45 @@ def measured(
     return result
 
 
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def summarise(runs: list[dict], plains: list[dict]) -> dict:
+    """One mode's figures over its rounds: the median of each, and the audit's cost and the
+    throughput against plain taken round by round (each against the plain run of its round)."""
+    first = runs[0]
+    audited = first["route"] != "/plain"
+    costs = [r["cpu_us"] - p["cpu_us"] for r, p in zip(runs, plains, strict=True)]
+    return {
+        "label": first["label"],
+        "audited": audited,
+        "rate": median([r["rate"] for r in runs]),
+        "ratio": median([r["rate"] / p["rate"] for r, p in zip(runs, plains, strict=True)]),
+        "p50": median([r["p50"] for r in runs]),
+        "p99": median([r["p99"] for r in runs]),
+        "cpu_us": median([r["cpu_us"] for r in runs]),
+        "cost": median(costs),
+        "cost_range": (min(costs), max(costs)),
+        "calls": median([r["pushes"] / r["requests"] for r in runs]),
+        "rows": sum(r["rows"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+        "groups": {k: median([r["groups"][k] for r in runs]) for k in first["groups"]},
+        "busiest": max(r["busiest"] for r in runs),
+        "spots": first["spots"],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="runs of every mode, interleaved; the table gives medians (this machine's CPU per"
+        " request drifts by a fifth between runs minutes apart)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the web, worker and clock of each mode (needs py-spy)"
     )
@@ -339,14 +382,17 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="audit-load-"))
     profile = args.profile and shutil.which("py-spy") is not None
     kinds = {"sync": (SYNC,), "gthread": (GTHREAD,), "both": (SYNC, GTHREAD)}[args.workers]
-    results = [
-        measured(label, route, extra, web, args.duration, logs, profile)
-        for label, route, extra, web in MODES
-        if web in kinds and (route == "/plain" or args.only in label)
-    ]
+    modes = [m for m in MODES if m[3] in kinds and (m[1] == "/plain" or args.only in m[0])]
+    runs: dict[str, list[dict]] = {m[0]: [] for m in modes}
+    for _ in range(args.rounds):
+        for label, route, extra, web in modes:
+            runs[label].append(measured(label, route, extra, web, args.duration, logs, profile))
+    plain_of = {web: label for label, route, _, web in modes if route == "/plain"}
+    results = [summarise(runs[label], runs[plain_of[web]]) for label, _, _, web in modes]
     print(
-        f"\nwrk -t2 -c8 -d{args.duration}s on {os.cpu_count()} cores; CPU per request is the machine's busy time"
-        " (drain included) over the requests served\n"
+        f"\nwrk -t2 -c8 -d{args.duration}s on {os.cpu_count()} cores, {args.rounds} rounds, medians; CPU per"
+        " request is the machine's busy time (drain included) over the requests served; the audit's"
+        " cost is taken against the plain run of the same round (lowest-highest in brackets)\n"
     )
     print(
         "| mode | requests/s | vs plain | p50 / p99 ms | machine CPU per request | audit's cost per event"
@@ -354,17 +400,17 @@ def main() -> int:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        plain = next(p for p in results if p["route"] == "/plain" and p["web"] == r["web"])  # same workers
-        cost = "" if r is plain else f"{r['cpu_us'] - plain['cpu_us']:.0f} µs"
-        stored = "" if r is plain else f"{r['rows']:,} of {r['requests']:,}+"
-        ratio = "" if r is plain else f"{r['rate'] / plain['rate']:.2f}×"
-        calls = "" if r is plain else f"{r['pushes'] / r['requests']:.2f}"
+        low, high = r["cost_range"]
+        cost = f"{r['cost']:.0f} µs ({low:.0f}-{high:.0f})" if r["audited"] else ""
+        stored = f"{r['rows']:,} of {r['requests']:,}+" if r["audited"] else ""
+        ratio = f"{r['ratio']:.2f}×" if r["audited"] else ""
+        calls = f"{r['calls']:.2f}" if r["audited"] else ""
         print(
             f"| {r['label']} | {r['rate']:,.0f} | {ratio} | {r['p50']:.2f} / {r['p99']:.2f} | {r['cpu_us']:.0f} µs"
             f" | {cost} | {calls} | {stored} |"
         )
     names = list(results[0]["groups"])
-    print("\nwhere the CPU went, µs per request:\n")
+    print("\nwhere the CPU went, µs per request (medians):\n")
     print("| mode | " + " | ".join(names) + " | busiest web process's share of gunicorn CPU |")
     print("|---|" + "---:|" * (len(names) + 1))
     for r in results:

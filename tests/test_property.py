@@ -5,12 +5,15 @@ and PostgreSQL, and nothing is raised."""
 from __future__ import annotations
 
 import urllib.parse
+import uuid
 from collections import Counter
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flask_audit.integrity.seals import uuid_bytes
 from flask_audit.pipeline.drain import Drainer
 
 #: every code point, lone surrogates and control characters included
@@ -94,3 +97,19 @@ def test_any_client_input_is_stored_exactly_once(make_app, real_redis_client, ke
     assert set(stored) == set(accepted)
     assert max(stored.values()) == 1 and len(accepted) == len(set(accepted))
     assert runtime.background_queue.failed_length() == 0
+
+
+@given(st.uuids())
+def test_a_leaf_packs_the_event_id_as_uuid_does(value):
+    assert uuid_bytes(str(value)) == value.bytes
+
+
+@given(st.text(max_size=40))
+def test_what_uuid_refuses_the_leaf_packer_refuses_too(text):
+    try:
+        expected = uuid.UUID(text).bytes
+    except ValueError:
+        with pytest.raises(ValueError):
+            uuid_bytes(text)
+    else:
+        assert uuid_bytes(text) == expected
