@@ -96,3 +96,31 @@ def test_no_entry_is_lost_when_threads_switch_between_add_and_flush():
         buffer.close()
     assert sum(delivered) == per_thread * threads
     assert buffer.pending() == 0
+
+
+def test_a_forked_child_runs_a_flush_thread_of_its_own():
+    """gunicorn forks its workers (after the app is built, with --preload): the parent's flush
+    thread does not exist in the child, so the child's first event starts one there."""
+    import os
+    import threading
+
+    from flask_audit import forks
+    from flask_audit.ingest.buffer import EventBuffer
+
+    buffer = EventBuffer(lambda entries: None, flush_seconds=0.01, max_events=1000)
+    buffer.add(b"{}")  # the parent's thread
+    generation = forks.generation
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no flush thread until an event arrives, then one
+        try:
+            before = any(t.name == "audit-buffer" for t in threading.enumerate())
+            buffer.add(b"{}")
+            after = any(t.name == "audit-buffer" for t in threading.enumerate())
+            os.write(write, f"{forks.generation - generation} {before} {after}".encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 100) == b"1 False True"
+    assert forks.generation == generation  # the parent's count is its own
+    buffer.close()

@@ -10,12 +10,11 @@ AUDIT_BUFFER_FLUSH_MS of events, and never more than AUDIT_BUFFER_MAX_EVENTS. A 
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 from collections import deque
 from collections.abc import Callable
 
-from flask_audit import safety
+from flask_audit import forks, safety
 
 #: entries pushed per Lua call when a flush is large
 PUSH_CHUNK = 1000
@@ -34,7 +33,8 @@ class EventBuffer:
         self._lock = threading.Lock()
         #: held only to append or to take the whole buffer: never across a delivery
         self._swap = threading.Lock()
-        self._pid = 0
+        #: the fork generation whose thread runs (none yet)
+        self._generation = -1
         self._closed = False
         atexit.register(self.close)
 
@@ -42,7 +42,7 @@ class EventBuffer:
         """Take one queue entry; when the buffer is full the flush happens now, on the caller's
         thread. Appends under the lock that ``flush`` swaps the buffer under, so that no entry
         can land in a buffer that a flush has already taken."""
-        if self._pid != os.getpid():
+        if self._generation != forks.generation:
             self._start()  # first use, or first use after a fork (gunicorn --preload)
         with self._swap:
             self._entries.append(entry)
@@ -73,9 +73,9 @@ class EventBuffer:
 
     def _start(self) -> None:
         with self._lock:
-            if self._pid == os.getpid():
+            if self._generation == forks.generation:
                 return
-            self._pid = os.getpid()
+            self._generation = forks.generation
             self._closed = False
             threading.Thread(target=self._run, name="audit-buffer", daemon=True).start()
 

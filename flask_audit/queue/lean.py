@@ -18,8 +18,8 @@ Sentinels again. A connection without a real socket (fakeredis) goes through its
 
 from __future__ import annotations
 
-import os
 import socket
+import struct
 import threading
 from typing import Any
 
@@ -28,6 +28,8 @@ import redis
 from redis._parsers.base import BaseParser
 from redis.connection import AbstractConnection
 from redis.exceptions import InvalidResponse, ReadOnlyError
+
+from flask_audit import forks
 
 #: bytes asked of the socket per read; a push's reply is a few bytes
 READ_SIZE = 65536
@@ -38,17 +40,33 @@ _INCOMPLETE = object()
 class _Held:
     """One thread's connection, with its socket and reply reader when it has a real socket."""
 
-    __slots__ = ("connection", "pid", "reader", "sock")
+    __slots__ = ("connection", "generation", "reader", "sock")
 
     def __init__(self, connection: AbstractConnection) -> None:
-        self.pid = os.getpid()
+        self.generation = forks.generation
         self.connection = connection
         sock = getattr(connection, "_sock", None)
         self.sock: socket.socket | None = sock if isinstance(sock, socket.socket) else None
+        if type(sock) is socket.socket:
+            _kernel_timeouts(sock)
         # an error reply comes back as redis-py's exception for it (NoScriptError, ReadOnlyError...)
         self.reader = hiredis.Reader(
             protocolError=InvalidResponse, replyError=BaseParser.parse_error, notEnoughData=_INCOMPLETE
         )
+
+
+def _kernel_timeouts(sock: socket.socket) -> None:
+    """Let the kernel keep the socket's timeout: Python's own timeout polls the socket before
+    every send and every receive, two system calls more per push. A plain socket only (TLS keeps
+    Python's timeouts); this thread alone uses it from now on."""
+    timeout = sock.gettimeout()
+    if timeout is None:
+        return
+    seconds = int(timeout)
+    value = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    sock.settimeout(None)
 
 
 class LeanConnection:
@@ -60,7 +78,7 @@ class LeanConnection:
 
     def _held(self) -> _Held:
         held = getattr(self._local, "held", None)
-        if held is not None and held.pid == os.getpid():
+        if held is not None and held.generation == forks.generation:
             return held
         # a new one after a fork: never the parent's socket
         held = self._local.held = _Held(self.pool.get_connection())
@@ -103,7 +121,7 @@ class LeanConnection:
                     reader.feed(chunk)
                 else:
                     replies.append(reply)
-        except TimeoutError:  # the socket's timeout (socket.timeout)
+        except (TimeoutError, BlockingIOError):  # Python's timeout, or the kernel's (EAGAIN)
             raise redis.TimeoutError("Timeout reading from socket") from None
         except OSError as exc:
             raise redis.ConnectionError(f"Error while talking to Redis: {exc}") from None
