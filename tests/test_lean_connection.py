@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import threading
 
 import hiredis
 import pytest
 import redis
 
-from flask_audit.queue.lean import LeanConnection
+from flask_audit.queue.lean import LeanConnection, _kernel_timeouts
 
 
 def test_replies_come_back_in_order_on_one_kept_connection(any_redis):
@@ -124,3 +125,19 @@ def test_a_reply_split_across_reads_is_put_back_together(real_redis_client, key_
     big = [os.urandom(300_000) for _ in range(3)]  # more than one read of the socket each
     lean.execute(*[("RPUSH", key_prefix + "big", value) for value in big])
     assert lean.execute(("LRANGE", key_prefix + "big", 0, -1)) == [big]
+
+
+@pytest.mark.parametrize("timeout", [0.2, 2.5, 1e-9])
+def test_the_kernel_keeps_the_sockets_timeout_and_never_reads_it_as_none(timeout):
+    sock = socket.socket()
+    sock.settimeout(timeout)
+    try:
+        _kernel_timeouts(sock)
+        assert sock.gettimeout() is None  # blocking for Python: no poll before each call
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.calcsize("ll"))
+        seconds, micros = struct.unpack("ll", raw)
+        kept = seconds + micros / 1e6  # the kernel rounds up to its clock tick
+        assert timeout <= kept < timeout + 0.011
+        assert kept > 0  # 0 would mean no timeout at all
+    finally:
+        sock.close()

@@ -62,8 +62,8 @@ def _kernel_timeouts(sock: socket.socket) -> None:
     timeout = sock.gettimeout()
     if timeout is None:
         return
-    seconds = int(timeout)
-    value = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+    total = max(1, round(timeout * 1_000_000))  # µs; never 0, which the kernel reads as no timeout
+    value = struct.pack("ll", total // 1_000_000, total % 1_000_000)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
     sock.settimeout(None)
