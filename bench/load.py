@@ -11,8 +11,8 @@ the same mode measured minutes apart on this machine differs by a fifth.
 
 Needs wrk (apt-get install wrk). ``--profile`` also samples the web, worker and clock with
 py-spy (pip install py-spy) and lists each one's hot spots; sampling costs CPU, so that run's
-table is not the one to compare. Every event of an audited mode is checked into PostgreSQL before the next mode starts
-(the ledger). Stops every process it started, by PID.
+table is not the one to compare. Every event of an audited mode is checked into PostgreSQL
+before the next mode starts (the ledger). Stops every process it started, by PID.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import os
 import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from statistics import median
 
 import psycopg2
 import redis
@@ -73,31 +73,9 @@ def busy_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / TICKS
 
 
-def web_cpu_by_pid() -> dict[int, float]:
-    """CPU seconds used so far by each gunicorn process."""
-    used: dict[int, float] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if b"gunicorn" not in (proc / "cmdline").read_bytes():
-                continue
-            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        used[int(proc.name)] = (int(stat[11]) + int(stat[12])) / TICKS
-    return used
-
-
-def cpu_by_group() -> dict[str, float]:
-    """CPU seconds used so far by the processes of each part, by command line."""
-    groups = {
-        "gunicorn": 0.0,
-        "dramatiq worker": 0.0,
-        "clock": 0.0,
-        "redis": 0.0,
-        "postgresql": 0.0,
-    }
+def process_cpu() -> dict[int, tuple[str, float]]:
+    """Every process's command line and CPU seconds used so far (utime + stime), by pid."""
+    found: dict[int, tuple[str, float]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -106,20 +84,35 @@ def cpu_by_group() -> dict[str, float]:
             stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        used = (int(stat[11]) + int(stat[12])) / TICKS  # utime, stime
-        name = (
-            "gunicorn"
-            if "gunicorn" in cmd
-            else "dramatiq worker"
-            if "dramatiq" in cmd
-            else "clock"
-            if "audit scheduler" in cmd
-            else "redis"
-            if cmd.startswith("redis-server")
-            else "postgresql"
-            if cmd.startswith("postgres")
-            else None
-        )
+        found[int(proc.name)] = (cmd, (int(stat[11]) + int(stat[12])) / TICKS)
+    return found
+
+
+def web_cpu_by_pid(processes: dict[int, tuple[str, float]]) -> dict[int, float]:
+    """CPU seconds used so far by each gunicorn process."""
+    return {pid: used for pid, (cmd, used) in processes.items() if "gunicorn" in cmd}
+
+
+def part_of(cmd: str) -> str | None:
+    """Which part of the stack a command line belongs to, if any."""
+    if "gunicorn" in cmd:
+        return "gunicorn"
+    if "dramatiq" in cmd:
+        return "dramatiq worker"
+    if "audit scheduler" in cmd:
+        return "clock"
+    if cmd.startswith("redis-server"):
+        return "redis"
+    if cmd.startswith("postgres"):
+        return "postgresql"
+    return None
+
+
+def cpu_by_group(processes: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds used so far by the processes of each part, by command line."""
+    groups = dict.fromkeys(("gunicorn", "dramatiq worker", "clock", "redis", "postgresql"), 0.0)
+    for cmd, used in processes.values():
+        name = part_of(cmd)
         if name:
             groups[name] += used
     return groups
@@ -245,11 +238,11 @@ def run_mode(
                 )
                 for proc in procs
             ]
-        cpu_before, groups_before, pushes_before = busy_seconds(), cpu_by_group(), push_calls()
-        web_before = web_cpu_by_pid()
+        cpu_before, processes_before, pushes_before = busy_seconds(), process_cpu(), push_calls()
         requests, rate, p50, p99, wrk_cpu = wrk(base + route, duration)
         pushes = push_calls() - pushes_before
-        web_used = [v - web_before.get(pid, 0.0) for pid, v in web_cpu_by_pid().items()]
+        web_before = web_cpu_by_pid(processes_before)
+        web_used = [v - web_before.get(pid, 0.0) for pid, v in web_cpu_by_pid(process_cpu()).items()]
         # with keep-alive (gthread), wrk's 8 connections stay with the worker that accepted them
         busiest = max(web_used) / sum(web_used) if sum(web_used) else 0.0
         for spy in spies:
@@ -266,7 +259,8 @@ def run_mode(
         if route == "/audited":  # the ledger: every request's event lands (warm-up ones too)
             wait_for(lambda: stored() >= expected_at_least, 120, "every event stored", interval=0.5)
         cpu = busy_seconds() - cpu_before  # includes draining what the load left behind
-        groups = {k: v - groups_before.get(k, 0.0) for k, v in cpu_by_group().items()}
+        groups_before = cpu_by_group(processes_before)
+        groups = {k: v - groups_before[k] for k, v in cpu_by_group(process_cpu()).items()}
         groups["wrk"] = wrk_cpu  # gone before cpu_by_group could see it: its rusage instead
         # the kernel's own work (softirqs of loopback traffic), and processes that came and went
         groups["the rest"] = cpu - sum(groups.values())
@@ -303,34 +297,23 @@ SKEWED = 0.75
 
 
 def measured(
-    label: str,
-    route: str,
-    extra: dict[str, str],
-    web: tuple[str, ...],
-    duration: int,
-    logs: Path,
-    profile: bool,
+    mode: tuple[str, str, dict[str, str], tuple[str, ...]], duration: int, logs: Path, profile: bool
 ) -> dict:
     """One mode's figures. gthread workers keep a keep-alive connection for good, so when one
     process happens to accept most of wrk's 8 connections, the other sits idle and the run
     measures one process (seen here: the plain route at 1,050 requests/s instead of 2,600-3,000,
     its busiest process doing all the work). Such a run is repeated, up to twice, and noted."""
-    attempts = 0
-    while True:
-        attempts += 1
-        result = run_mode(label, route, extra, web, duration, logs, profile)
-        if web != GTHREAD or result["busiest"] <= SKEWED or attempts == 3:
+    label, _, _, web = mode
+    result = run_mode(*mode, duration, logs, profile)
+    for _ in range(2):
+        if web != GTHREAD or result["busiest"] <= SKEWED:
             break
         print(
             f"{label}: one web process did {100 * result['busiest']:.0f}% of the work; run again",
             file=sys.stderr,
         )
-    result["attempts"] = attempts
+        result = run_mode(*mode, duration, logs, profile)
     return result
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def summarise(runs: list[dict], plains: list[dict]) -> dict:
@@ -385,8 +368,8 @@ def main() -> int:
     modes = [m for m in MODES if m[3] in kinds and (m[1] == "/plain" or args.only in m[0])]
     runs: dict[str, list[dict]] = {m[0]: [] for m in modes}
     for _ in range(args.rounds):
-        for label, route, extra, web in modes:
-            runs[label].append(measured(label, route, extra, web, args.duration, logs, profile))
+        for mode in modes:
+            runs[mode[0]].append(measured(mode, args.duration, logs, profile))
     plain_of = {web: label for label, route, _, web in modes if route == "/plain"}
     results = [summarise(runs[label], runs[plain_of[web]]) for label, _, _, web in modes]
     print(
