@@ -372,3 +372,24 @@ def test_each_critical_fallback_is_counted_where_operators_look(make_app, fake_r
     totals = runtime.metrics.snapshot().totals
     assert (totals["critical_fallback"], totals["spooled"], totals["critical"]) == (1, 1, 0)
     assert second != first
+
+
+def test_a_forked_worker_draws_request_ids_of_its_own():
+    """gunicorn forks its workers from one parent: without a new seed each would hand out the
+    same request ids in the same order."""
+    import os
+
+    from flask_audit.ingest.capture import request_id
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, " ".join(request_id({}) for _ in range(3)).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 200).decode().split()
+    parent = [request_id({}) for _ in range(3)]
+    assert len(child) == 3 and all(len(rid) == 32 and int(rid, 16) >= 0 for rid in child + parent)
+    assert set(child).isdisjoint(parent)
