@@ -18,7 +18,7 @@ from flask_audit.cli import audit_cli
 from flask_audit.config import load_config
 from flask_audit.errors import AuditValidationError
 from flask_audit.events import schema
-from flask_audit.events.event import CATEGORIES, OUTCOMES, AuditEvent, build_event, check_event_type
+from flask_audit.events.event import CATEGORIES, OUTCOMES, AuditEvent, check_event_type, event_from_fields
 from flask_audit.ingest.capture import echo_request_id, fill_from_request
 from flask_audit.integrations.flask_login import connect as connect_flask_login
 from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
@@ -385,11 +385,12 @@ class FlaskAudit:
         self, runtime: AuditRuntime, event_type: str, category: str, outcome: str, fields: dict[str, Any]
     ) -> AuditEvent:
         fill_from_request(fields, self.user_loader, self.tenant_loader)
-        return build_event(
+        config = runtime.config
+        return event_from_fields(
             event_type,
-            event_category=category,
-            outcome=outcome,
-            max_metadata_bytes=runtime.config.max_metadata_bytes,
-            redact_keys=runtime.config.redact_keys,
-            **fields,
+            category,
+            outcome,
+            fields,
+            max_metadata_bytes=config.max_metadata_bytes,
+            redact_keys=config.redact_keys,
         )

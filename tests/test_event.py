@@ -513,3 +513,39 @@ def test_an_event_read_back_from_its_entry_gives_the_same_entry():
     again = AuditEvent.from_entry(event.to_entry())
     assert decode_entry(again.to_entry()) == decode_entry(event.to_entry())  # rebuilt from the row
     assert again.to_entry() is again.to_entry()  # and made once
+
+
+def test_event_types_are_remembered_once_checked_and_the_memory_is_bounded(monkeypatch):
+    from flask_audit.events import event as event_module
+
+    monkeypatch.setattr(event_module, "_checked_types", set())
+    monkeypatch.setattr(event_module, "MAX_CHECKED_TYPES", 2)
+    for name in ("first", "second", "third"):
+        assert build_event(name).event_type == name
+    assert event_module._checked_types == {"first", "second"}
+    for bad in ("has space", ["first"], "x" * 101):  # refused whether or not the memory is full
+        with pytest.raises(AuditValidationError):
+            build_event(bad)
+    assert event_module._checked_types == {"first", "second"}
+
+
+def test_log_s_builder_from_a_dict_makes_the_event_build_event_makes():
+    from flask_audit.events.event import event_from_fields
+
+    moment = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+    fields = {
+        "user_id": 42,
+        "resource_id": "r" * 300,
+        "description": "line\x1b[2J",
+        "metadata": {"password": "p", "n": float("nan")},
+        "ip_address": "fe80::1%eth0",
+        "user_agent": "agent",
+    }
+    common = {"event_id": "0190f5c2-0000-7000-8000-000000000001", "created_at": moment}
+    built = build_event(
+        "x", event_category="warning", outcome="denied", redact_keys=("password",), **common, **fields
+    )
+    from_dict = event_from_fields("x", "warning", "denied", dict(fields), redact_keys=("password",), **common)
+    assert from_dict.to_entry() == built.to_entry()
+    assert from_dict.to_row() == built.to_row()
+    assert from_dict.metadata["_sanitized"]  # the repairs were made, and noted, on both
