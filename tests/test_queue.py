@@ -104,6 +104,15 @@ def test_large_batches_are_claimed_whole(make_queue):
     assert queue.inflight_count() == 12000
 
 
+def test_a_push_of_thousands_keeps_their_order_and_the_cap_inside_a_slice(make_queue):
+    """The script pushes in slices of 1,000 (Lua's stack): the cap may fall inside one."""
+    queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=2345)
+    entries = [f"e{i}".encode() for i in range(3000)]
+    assert queue.push(entries) == 2345
+    assert totals(queue) == {"enqueued": 2345}
+    assert queue.claim(5000).entries == entries[:2345]
+
+
 def test_every_claimed_batch_counts_as_in_flight_until_settled(make_queue):
     queue = make_queue()
     queue.push([f"e{i}".encode() for i in range(10)])
