@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-faults mutation lint bench bench-operations bench-tracking bench-load bench-durability screenshots clean
+.PHONY: run test test-faults mutation lint bench bench-operations bench-tracking bench-load bench-request bench-durability screenshots clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: $(VENV)/.installed  ## the performance tables: the pipeline, then tamper 
 
 bench-operations: $(VENV)/.installed  ## query plans, viewer requests, export and purge on 1,000,000 rows
 	$(PY) bench/operations.py $(ARGS)
+
+bench-request: $(VENV)/.installed  ## audit.log's cost inside a Flask request, in one process (ARGS="--against REV")
+	$(PY) bench/request_cost.py $(ARGS)
 
 bench-durability: $(VENV)/.installed  ## audit.log's latency with a replica, WAIT 1 and the append-only file
 	$(PY) bench/durability.py $(ARGS)

@@ -170,11 +170,12 @@ def run_mode(
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{db}"')
     url_db = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    prefix = f"load-{uuid.uuid4().hex[:8]}:"
     env = dict(
         os.environ,
         FLASK_APP="bench.load_app:create_app()",
         AUDIT_REDIS_URL=REDIS_URL,
-        AUDIT_KEY_PREFIX=f"load-{uuid.uuid4().hex[:8]}:",
+        AUDIT_KEY_PREFIX=prefix,
         AUDIT_DATABASE_URL=url_db,
         AUDIT_SPOOL_PATH=str(logs / f"{db}.spool"),
         **extra,
@@ -266,6 +267,7 @@ def run_mode(
         groups["the rest"] = cpu - sum(groups.values())
         rows = stored()
         conn.close()
+        batches = int(redis.Redis.from_url(REDIS_URL).hget(f"{prefix}metrics", "batches") or 0)
     finally:
         for proc in procs:
             proc.stop()
@@ -288,6 +290,7 @@ def run_mode(
         "groups": {k: v / requests * 1e6 for k, v in groups.items()},
         "rows": rows,
         "pushes": pushes,
+        "batches": batches,
         "busiest": busiest,
     }
 
@@ -333,6 +336,7 @@ def summarise(runs: list[dict], plains: list[dict]) -> dict:
         "cost": median(costs),
         "cost_range": (min(costs), max(costs)),
         "calls": median([r["pushes"] / r["requests"] for r in runs]),
+        "per_batch": median([r["rows"] / r["batches"] for r in runs]) if audited else 0.0,
         "rows": sum(r["rows"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
         "groups": {k: median([r["groups"][k] for r in runs]) for k in first["groups"]},
@@ -379,18 +383,19 @@ def main() -> int:
     )
     print(
         "| mode | requests/s | vs plain | p50 / p99 ms | machine CPU per request | audit's cost per event"
-        " | Redis calls per event | events stored |"
+        " | Redis calls per event | events per batch | events stored |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         low, high = r["cost_range"]
         cost = f"{r['cost']:.0f} µs ({low:.0f}-{high:.0f})" if r["audited"] else ""
         stored = f"{r['rows']:,} of {r['requests']:,}+" if r["audited"] else ""
         ratio = f"{r['ratio']:.2f}×" if r["audited"] else ""
         calls = f"{r['calls']:.2f}" if r["audited"] else ""
+        per_batch = f"{r['per_batch']:.0f}" if r["audited"] else ""
         print(
             f"| {r['label']} | {r['rate']:,.0f} | {ratio} | {r['p50']:.2f} / {r['p99']:.2f} | {r['cpu_us']:.0f} µs"
-            f" | {cost} | {calls} | {stored} |"
+            f" | {cost} | {calls} | {per_batch} | {stored} |"
         )
     names = list(results[0]["groups"])
     print("\nwhere the CPU went, µs per request (medians):\n")

@@ -1,0 +1,154 @@
+"""What one `audit.log` adds to a Flask request, measured in one process: the app of
+`bench/load.py` called through WSGI in a loop, the plain route against the audited one, in direct
+and buffered mode against the real Redis. Steadier than the load bench (here the plain route
+moved by 2 µs between runs, the audited ones by 4, against 20 under wrk), so it is the one to
+tell a small change of the request path from noise; the load bench says what that is worth with
+the whole stack on the machine.
+
+``python bench/request_cost.py [--n 20000] [--rounds 5] [--against REV]``: every figure is the
+median of the rounds, each round a fresh process per mode; ``--against REV`` runs the same
+loop on revision REV's package (from ``git archive``) in alternate processes, so a drifting
+machine affects both alike. Nothing drains the queue here: the entries go to a key prefix of
+their own, removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: (label, route, extra configuration)
+MODES = (
+    ("plain route", "/plain", {}),
+    ("audit.log, direct push", "/audited", {}),
+    ("audit.log, AUDIT_BUFFERED", "/audited", {"AUDIT_BUFFERED": "true"}),
+)
+
+
+def child(route: str, n: int) -> None:
+    """Run in a process of its own: print the µs per request of ``route`` (best of 5 loops)."""
+    sys.path.append(str(ROOT))  # for bench.load_app; flask_audit is whichever PYTHONPATH gives first
+    from bench.load_app import create_app
+
+    app = create_app()
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": route,
+        "SERVER_NAME": "bench",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_USER_AGENT": "wrk/4.2",
+    }
+
+    def start_response(status: str, headers: list, exc_info: object = None) -> None:
+        assert status.startswith("200"), status
+
+    def request() -> None:
+        for _ in app({**environ, "wsgi.input": io.BytesIO(b"")}, start_response):
+            pass
+
+    for _ in range(n // 10):  # warm up: connections, caches, the buffer's thread
+        request()
+    loops = []
+    for _ in range(5):
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            request()
+        loops.append((time.perf_counter_ns() - start) / n / 1000)
+    print(json.dumps(min(loops)))
+
+
+def package_of(rev: str) -> Path:
+    """A directory holding revision ``rev``'s flask_audit, to put first on PYTHONPATH."""
+    archive = subprocess.run(
+        ["git", "archive", rev, "flask_audit"], cwd=ROOT, capture_output=True, check=True, timeout=60
+    ).stdout
+    target = Path(tempfile.mkdtemp(prefix="audit-rev-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def measure(route: str, extra: dict[str, str], n: int, prefix: str, package: Path | None) -> float:
+    env = dict(
+        os.environ,
+        AUDIT_REDIS_URL=REDIS_URL,
+        AUDIT_KEY_PREFIX=prefix,
+        AUDIT_MAX_QUEUE_LENGTH="1000000",  # nothing drains here: never overflow into the database
+        AUDIT_DATABASE_URL=f"sqlite:///{tempfile.gettempdir()}/audit-request-cost.db",
+        **extra,
+    )
+    if package is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", route, "--n", str(n)],
+        env=env,
+        cwd=package or ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20000, help="requests per loop")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--against", help="a git revision to run beside this tree, alternating")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.n)
+        return 0
+    trees: dict[str, Path | None] = {"this tree": None}
+    if args.against:
+        trees = {args.against: package_of(args.against), **trees}
+    prefix = f"request-cost-{uuid.uuid4().hex[:8]}:"
+    samples: dict[tuple[str, str], list[float]] = {}
+    try:
+        for _ in range(args.rounds):
+            for tree, package in trees.items():
+                for label, route, extra in MODES:
+                    value = measure(route, extra, args.n, prefix, package)
+                    samples.setdefault((tree, label), []).append(value)
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    print(
+        f"\n{args.n:,} requests per loop through WSGI, best of 5 loops per process, median of"
+        f" {args.rounds} processes per row, µs per request\n"
+    )
+    print("| tree | mode | µs per request | audit.log's share |")
+    print("|---|---|---:|---:|")
+    for tree in trees:
+        plain = statistics.median(samples[(tree, MODES[0][0])])
+        for label, _, _ in MODES:
+            value = statistics.median(samples[(tree, label)])
+            share = "" if label == MODES[0][0] else f"+{value - plain:.1f}"
+            print(f"| {tree} | {label} | {value:.1f} | {share} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
