@@ -86,7 +86,10 @@ def package_of(rev: str) -> Path:
     return target
 
 
-def measure(route: str, extra: dict[str, str], n: int, prefix: str, package: Path | None) -> float:
+def measure(route: str, extra: dict[str, str], n: int, package: Path | None) -> float:
+    """One process's figure; its entries (nothing drains them) go to a prefix of their own, removed
+    after, so that no run meets the cap the runs before it filled."""
+    prefix = f"request-cost-{uuid.uuid4().hex[:8]}:"
     env = dict(
         os.environ,
         AUDIT_REDIS_URL=REDIS_URL,
@@ -97,15 +100,21 @@ def measure(route: str, extra: dict[str, str], n: int, prefix: str, package: Pat
     )
     if package is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", route, "--n", str(n)],
-        env=env,
-        cwd=package or ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    ).stdout
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", route, "--n", str(n)],
+            env=env,
+            cwd=package or ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        ).stdout
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
     return float(out.strip().splitlines()[-1])
 
 
@@ -122,19 +131,11 @@ def main() -> int:
     trees: dict[str, Path | None] = {"this tree": None}
     if args.against:
         trees = {args.against: package_of(args.against), **trees}
-    prefix = f"request-cost-{uuid.uuid4().hex[:8]}:"
     samples: dict[tuple[str, str], list[float]] = {}
-    try:
-        for _ in range(args.rounds):
-            for tree, package in trees.items():
-                for label, route, extra in MODES:
-                    value = measure(route, extra, args.n, prefix, package)
-                    samples.setdefault((tree, label), []).append(value)
-    finally:
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
+    for _ in range(args.rounds):
+        for tree, package in trees.items():
+            for label, route, extra in MODES:
+                samples.setdefault((tree, label), []).append(measure(route, extra, args.n, package))
     print(
         f"\n{args.n:,} requests per loop through WSGI, best of 5 loops per process, median of"
         f" {args.rounds} processes per row, µs per request\n"
