@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from statistics import median
 
@@ -43,10 +45,14 @@ TICKS = os.sysconf("SC_CLK_TCK")
 SYNC = ("--workers", "2")
 #: gunicorn's threaded workers (4 threads each)
 GTHREAD = ("--workers", "2", "--worker-class", "gthread", "--threads", "4")
+#: a mode's AUDIT_REDIS_URL asking for a Redis of its own on a Unix socket, started by the bench
+#: with the shared server's settings (no snapshots, no append-only file)
+UNIX_SOCKET = "unix-socket"
 #: (label, route, extra environment, gunicorn's worker options)
 MODES = (
     ("plain route", "/plain", {}, SYNC),
     ("audit.log, direct push", "/audited", {}, SYNC),
+    ("audit.log, direct push, Unix socket", "/audited", {"AUDIT_REDIS_URL": UNIX_SOCKET}, SYNC),
     ("audit.log, AUDIT_BUFFERED", "/audited", {"AUDIT_BUFFERED": "true"}, SYNC),
     ("plain route, gthread", "/plain", {}, GTHREAD),
     (
@@ -60,10 +66,10 @@ MODES = (
 )
 
 
-def push_calls() -> int:
-    """Pushes Redis has run so far (EVALSHA calls: each push is one; a drain's claim and settle
-    are two more per batch, a few per thousand events)."""
-    stats = redis.Redis.from_url(REDIS_URL).info("commandstats")
+def push_calls(url: str) -> int:
+    """Pushes the Redis at ``url`` has run so far (EVALSHA calls: each push is one; a drain's
+    claim and settle are two more per batch, a few per thousand events)."""
+    stats = redis.Redis.from_url(url).info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
@@ -156,6 +162,19 @@ def hot_spots(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
     return [(name, 100.0 * n / total) for name, n in ranked] if total else []
 
 
+@contextmanager
+def unix_redis(logs: Path) -> Iterator[str]:
+    """A Redis of its own, listening on a Unix socket only, for the time of a mode; its URL."""
+    path = logs / f"redis-{uuid.uuid4().hex[:8]}.sock"
+    command = ["redis-server", "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700"]
+    server = Process("redis", [*command, "--save", "", "--appendonly", "no"], dict(os.environ), logs)
+    try:
+        wait_for(lambda: path.exists() and redis.Redis(unix_socket_path=str(path)).ping(), 30, "redis")
+        yield f"unix://{path}?db=0"
+    finally:
+        server.stop()
+
+
 def run_mode(
     label: str,
     route: str,
@@ -171,15 +190,16 @@ def run_mode(
     admin.cursor().execute(f'CREATE DATABASE "{db}"')
     url_db = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
     prefix = f"load-{uuid.uuid4().hex[:8]}:"
-    env = dict(
-        os.environ,
-        FLASK_APP="bench.load_app:create_app()",
-        AUDIT_REDIS_URL=REDIS_URL,
-        AUDIT_KEY_PREFIX=prefix,
-        AUDIT_DATABASE_URL=url_db,
-        AUDIT_SPOOL_PATH=str(logs / f"{db}.spool"),
+    env = {
+        **os.environ,
+        "FLASK_APP": "bench.load_app:create_app()",
+        "AUDIT_REDIS_URL": REDIS_URL,
+        "AUDIT_KEY_PREFIX": prefix,
+        "AUDIT_DATABASE_URL": url_db,
+        "AUDIT_SPOOL_PATH": str(logs / f"{db}.spool"),
         **extra,
-    )
+    }
+    redis_url = env["AUDIT_REDIS_URL"]
     subprocess.run(
         python("-m", "flask", "audit", "init-db"), env=env, check=True, capture_output=True, timeout=120
     )
@@ -239,9 +259,9 @@ def run_mode(
                 )
                 for proc in procs
             ]
-        cpu_before, processes_before, pushes_before = busy_seconds(), process_cpu(), push_calls()
+        cpu_before, processes_before, pushes_before = busy_seconds(), process_cpu(), push_calls(redis_url)
         requests, rate, p50, p99, wrk_cpu = wrk(base + route, duration)
-        pushes = push_calls() - pushes_before
+        pushes = push_calls(redis_url) - pushes_before
         web_before = web_cpu_by_pid(processes_before)
         web_used = [v - web_before.get(pid, 0.0) for pid, v in web_cpu_by_pid(process_cpu()).items()]
         # with keep-alive (gthread), wrk's 8 connections stay with the worker that accepted them
@@ -267,7 +287,7 @@ def run_mode(
         groups["the rest"] = cpu - sum(groups.values())
         rows = stored()
         conn.close()
-        batches = int(redis.Redis.from_url(REDIS_URL).hget(f"{prefix}metrics", "batches") or 0)
+        batches = int(redis.Redis.from_url(redis_url).hget(f"{prefix}metrics", "batches") or 0)
     finally:
         for proc in procs:
             proc.stop()
@@ -306,7 +326,10 @@ def measured(
     process happens to accept most of wrk's 8 connections, the other sits idle and the run
     measures one process (seen here: the plain route at 1,050 requests/s instead of 2,600-3,000,
     its busiest process doing all the work). Such a run is repeated, up to twice, and noted."""
-    label, _, _, web = mode
+    label, route, extra, web = mode
+    if extra.get("AUDIT_REDIS_URL") == UNIX_SOCKET:
+        with unix_redis(logs) as url:
+            return measured((label, route, {**extra, "AUDIT_REDIS_URL": url}, web), duration, logs, profile)
     result = run_mode(*mode, duration, logs, profile)
     for _ in range(2):
         if web != GTHREAD or result["busiest"] <= SKEWED:
