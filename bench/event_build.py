@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import json
 import statistics
-import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +21,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.revisions import package_of
 from bench.run import realistic_kwargs
 from flask_audit.config import DEFAULT_REDACT_KEYS
 from flask_audit.events.event import build_event
@@ -53,13 +50,7 @@ def per_event_us(fn, kwargs_list) -> float:
 def load_revision(rev: str):
     """The ``build_event`` of revision ``rev``: its package extracted under another name (its
     imports are relative, so it loads beside this one)."""
-    root = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(
-        ["git", "archive", rev, "flask_audit"], cwd=root, capture_output=True, check=True, timeout=60
-    ).stdout
-    target = Path(tempfile.mkdtemp(prefix="audit-rev-"))
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
+    target = package_of(rev)
     (target / "flask_audit").rename(target / "flask_audit_then")
     sys.path.insert(0, str(target))
     for module in ("flask_audit_then.events.event", "flask_audit_then.event"):

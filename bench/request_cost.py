@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -30,6 +29,10 @@ from pathlib import Path
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT))  # for bench.*; appended, so that a PYTHONPATH's flask_audit comes first
+
+from bench.revisions import package_of
+
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: (label, route, extra configuration)
 MODES = (
@@ -41,8 +44,7 @@ MODES = (
 
 def child(route: str, n: int) -> None:
     """Run in a process of its own: print the µs per request of ``route`` (best of 5 loops)."""
-    sys.path.append(str(ROOT))  # for bench.load_app; flask_audit is whichever PYTHONPATH gives first
-    from bench.load_app import create_app
+    from bench.load_app import create_app  # with whichever flask_audit PYTHONPATH gives first
 
     app = create_app()
     environ = {
@@ -73,17 +75,6 @@ def child(route: str, n: int) -> None:
             request()
         loops.append((time.perf_counter_ns() - start) / n / 1000)
     print(json.dumps(min(loops)))
-
-
-def package_of(rev: str) -> Path:
-    """A directory holding revision ``rev``'s flask_audit, to put first on PYTHONPATH."""
-    archive = subprocess.run(
-        ["git", "archive", rev, "flask_audit"], cwd=ROOT, capture_output=True, check=True, timeout=60
-    ).stdout
-    target = Path(tempfile.mkdtemp(prefix="audit-rev-"))
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
-    return target
 
 
 def measure(route: str, extra: dict[str, str], n: int, package: Path | None) -> float:

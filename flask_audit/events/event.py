@@ -232,10 +232,7 @@ def event_from_fields(
     """``build_event`` for a caller that holds the client fields (and ``metadata``) in a dict
     already: ``audit.log`` on every request, which is spared unpacking and packing it again.
     Missing keys are None; other keys are not looked at."""
-    if type(event_type) is not str or event_type not in _checked_types:
-        check_event_type(event_type)
-        if len(_checked_types) < MAX_CHECKED_TYPES:
-            _checked_types.add(event_type)
+    check_event_type(event_type)
     if event_category not in CATEGORIES:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
     if outcome not in OUTCOMES:
@@ -274,25 +271,32 @@ def event_from_fields(
     return event
 
 
-#: event types that passed ``check_event_type`` (the application's own names, a handful), so
-#: that the pattern runs once per name rather than once per event; bounded, as names could be made
-#: up at run time
-_checked_types: set[str] = set()
-MAX_CHECKED_TYPES = 4096
 #: (name, characters kept, multi-line, an address) of each declared client text field
 _CLIENT_SPECS = tuple((f.name, f.max_length, f.multiline, f.type == "ip") for f in schema.CLIENT_TEXT)
 #: the keywords ``build_event`` takes for the declared client fields
 _CLIENT_NAMES = frozenset(f.name for f in schema.CLIENT_TEXT)
 
 
+#: event types that passed ``check_event_type`` (the application's own names, a handful), so
+#: that the pattern runs once per name rather than once per event; bounded, as names could be made
+#: up at run time
+_checked_types: set[str] = set()
+MAX_CHECKED_TYPES = 4096
+
+
 def check_event_type(event_type: Any) -> None:
-    """The application names its events: a non-empty identifier of at most 100 characters."""
+    """The application names its events: a non-empty identifier of at most 100 characters.
+    A name that passed once is remembered (see ``_checked_types``)."""
+    if type(event_type) is str and event_type in _checked_types:
+        return
     if not isinstance(event_type, str) or not event_type:
         raise AuditValidationError("event_type", "is required and must be a non-empty string")
     if len(event_type) > MAX_LENGTHS["event_type"]:
         raise AuditValidationError("event_type", "must be at most 100 characters")
     if not EVENT_TYPE_PATTERN.fullmatch(event_type):
         raise AuditValidationError("event_type", "may hold only letters, digits and _ . : -")
+    if len(_checked_types) < MAX_CHECKED_TYPES:
+        _checked_types.add(event_type)
 
 
 def _entry(row: dict[str, Any], metadata_json: bytes | None = None) -> bytes:
