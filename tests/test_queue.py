@@ -73,6 +73,15 @@ def test_settle_files_failures_and_records_metrics(make_queue):
     assert totals(queue) == {"enqueued": 3, "inserted": 2, "failed": 1, "batches": 1, "db_statements": 1}
 
 
+def test_settle_counts_the_stored_events_by_outcome_in_the_same_step(make_queue):
+    queue = make_queue()
+    queue.push([b"a", b"b", b"c", b"d"])
+    queue.settle(queue.claim(4), inserted=4, batch_ms=1.0, outcomes={"success": 3, "denied": 1})
+    counted = totals(queue)
+    assert (counted["outcome_success"], counted["outcome_denied"]) == (3, 1)
+    assert "outcome_failure" not in counted  # no field for an outcome no event had
+
+
 def test_requeue_returns_a_batch_ahead_of_newer_events_in_order(make_queue):
     queue = make_queue()
     queue.push([b"a", b"b", b"c"])

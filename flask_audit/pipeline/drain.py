@@ -82,10 +82,13 @@ class Drainer:
             raise
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.queue.settle(
-            batch, inserted=inserted, batch_ms=elapsed_ms, failures=failures, statements=statements[0]
+            batch,
+            inserted=inserted,
+            batch_ms=elapsed_ms,
+            failures=failures,
+            statements=statements[0],
+            outcomes=_outcomes(events, failures) if inserted else None,
         )
-        if inserted:
-            self.queue.count_outcomes(_outcomes(events, failures))
         return DrainResult(
             claimed=len(batch.entries), inserted=inserted, failed=len(failures), remaining=batch.remaining
         )

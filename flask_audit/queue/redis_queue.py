@@ -15,6 +15,7 @@ import redis
 
 from flask_audit.config import AuditConfig
 from flask_audit.errors import ReplicationShortfall
+from flask_audit.events.event import OUTCOMES
 from flask_audit.monitoring.buckets import BUCKET_TTL, bucket_key, histogram_bucket
 from flask_audit.queue.lean import LeanConnection
 
@@ -104,8 +105,11 @@ class AuditQueue:
         batch_ms: float,
         failures: Sequence[bytes] = (),
         statements: int = 0,
+        outcomes: Mapping[str, int] | None = None,
     ) -> None:
-        """Acknowledge ``batch``: file ``failures`` on the failed list and record the metrics."""
+        """Acknowledge ``batch``: file ``failures`` on the failed list and record the metrics,
+        ``outcomes`` (stored events by outcome) among them, in one step."""
+        by_outcome = outcomes or {}
         keys = [
             self.inflight_key,
             self.batch_prefix + batch.batch_id,
@@ -123,6 +127,7 @@ class AuditQueue:
                 BUCKET_TTL,
                 statements,
                 histogram_bucket(batch_ms / 1000),
+                *(int(by_outcome.get(outcome, 0)) for outcome in OUTCOMES),
                 *failures,
             ],
         )
@@ -137,13 +142,6 @@ class AuditQueue:
         now_ms = int((now if now is not None else time.time()) * 1000)
         keys = [self.queue_key, self.inflight_key]
         return int(self._requeue(keys=keys, args=[self.batch_prefix, "due", now_ms]))
-
-    def count_outcomes(self, outcomes: Mapping[str, int]) -> None:
-        """Add the stored events of a batch, by outcome, to the totals (/metrics)."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for outcome, count in outcomes.items():
-                pipe.hincrby(self.totals_key, f"outcome_{outcome}", count)
-            pipe.execute()
 
     def depth(self) -> int:
         """Events waiting to be claimed (priority and normal)."""

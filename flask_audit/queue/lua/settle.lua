@@ -1,20 +1,27 @@
--- Acknowledge a batch: forget it, file the events the database rejected, and count, in one step.
+-- Acknowledge a batch: forget it, file the events the database rejected, and count, in one step
+-- (the stored events by outcome too, so that no crash can leave the totals disagreeing).
 -- KEYS[1] in-flight zset, KEYS[2] this batch's list, KEYS[3] failed list, KEYS[4] totals hash,
 -- KEYS[5] the current 10-second metrics bucket, KEYS[6] the batch-duration histogram hash
 -- ARGV[1] batch id, ARGV[2] rows inserted, ARGV[3] batch milliseconds, ARGV[4] bucket TTL (s),
 -- ARGV[5] INSERT/COPY statements the batch took, ARGV[6] the histogram bucket of this batch,
--- ARGV[7..] failure records (JSON)
+-- ARGV[7], ARGV[8], ARGV[9] stored events whose outcome is success, failure, denied,
+-- ARGV[10..] failure records (JSON)
 local inserted = tonumber(ARGV[2])
-local failed = #ARGV - 6
+local failed = #ARGV - 9
 redis.call("ZREM", KEYS[1], ARGV[1])
 redis.call("DEL", KEYS[2])
-for i = 7, #ARGV do
+for i = 10, #ARGV do
   redis.call("LPUSH", KEYS[3], ARGV[i])
 end
 redis.call("HINCRBY", KEYS[4], "inserted", inserted)
 redis.call("HINCRBY", KEYS[4], "failed", failed)
 redis.call("HINCRBY", KEYS[4], "batches", 1)
 redis.call("HINCRBY", KEYS[4], "db_statements", ARGV[5])
+for i, outcome in ipairs({"success", "failure", "denied"}) do
+  if tonumber(ARGV[6 + i]) > 0 then
+    redis.call("HINCRBY", KEYS[4], "outcome_" .. outcome, ARGV[6 + i])
+  end
+end
 redis.call("HINCRBY", KEYS[5], "inserted", inserted)
 redis.call("HINCRBY", KEYS[5], "failed", failed)
 redis.call("HINCRBY", KEYS[5], "batches", 1)
