@@ -18,7 +18,14 @@ from flask_audit.cli import audit_cli
 from flask_audit.config import load_config
 from flask_audit.errors import AuditValidationError
 from flask_audit.events import schema
-from flask_audit.events.event import CATEGORIES, OUTCOMES, AuditEvent, check_event_type, event_from_fields
+from flask_audit.events.event import (
+    CATEGORIES,
+    OUTCOMES,
+    AuditEvent,
+    check_event_type,
+    entry_from_fields,
+    event_from_fields,
+)
 from flask_audit.ingest.capture import echo_request_id, fill_from_request
 from flask_audit.integrations.flask_login import connect as connect_flask_login
 from flask_audit.monitoring.routes import metrics_blueprint, monitoring_blueprint
@@ -225,19 +232,41 @@ class FlaskAudit:
         Raises ``AuditValidationError`` (a ``ValueError``) for bad input. Never raises because
         Redis or the database is unhealthy: the event is written through or spooled instead.
         """
-        fields = _client_fields(locals())
+        # written out rather than _client_fields(locals()), which cost an eighth of this call (a
+        # test checks that it names every declared client field)
+        fields = {
+            "user_id": user_id,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "description": description,
+            "metadata": metadata,
+            "ip_address": ip_address,
+            "user_agent": user_agent,
+            "request_id": request_id,
+            "tenant_id": tenant_id,
+        }
         runtime = self.runtime()
-        category = self.vocabulary.category_for(event_type, event_category, runtime.config.strict_event_types)
-        event = self._build(runtime, event_type, category, outcome, fields)
+        config = runtime.config
+        category = self.vocabulary.category_for(event_type, event_category, config.strict_event_types)
         if runtime.recorder is not None:  # testing: memory only
+            event = self._build(runtime, event_type, category, outcome, fields)
             runtime.recorder.append(event)
             return event.event_id
+        fill_from_request(fields, self.user_loader, self.tenant_loader)
+        event_id, entry = entry_from_fields(
+            event_type,
+            category,
+            outcome,
+            fields,
+            max_metadata_bytes=config.max_metadata_bytes,
+            redact_keys=config.redact_keys,
+        )
         try:
-            runtime.write_path.submit(event)
+            runtime.write_path.submit(entry)
         except Exception as exc:  # the boundary of the request path: nothing gets past it
             safety.swallowed(exc, "audit.log")
-            runtime.write_path.spool_entries([event.to_entry()])
-        return event.event_id
+            runtime.write_path.spool_entries([entry])
+        return event_id
 
     def critical(
         self,

@@ -288,6 +288,27 @@ def test_log_and_critical_take_a_keyword_per_declared_client_field():
     assert critical == client | code - {"event_category"}  # always critical
 
 
+def test_log_hands_every_declared_client_field_to_the_event(make_app, fake_redis):
+    """log writes its fields out by name (cheaper than gathering them from locals()): each one
+    declared must reach the queue entry, inside a request and out of one."""
+    import orjson
+
+    from flask_audit.events import schema
+
+    app, audit = make_app(redis_client=fake_redis)
+    given = {f.name: f"{f.name}-value" for f in schema.FIELDS if f.source == schema.CLIENT}
+    given.update(ip_address="203.0.113.7", metadata={"plan": "pro"})
+    runtime = audit.runtime(app)
+    with app.test_request_context("/", environ_base={"REMOTE_ADDR": "198.51.100.1"}):
+        in_request = audit.log("field_check", **given)
+    with app.app_context():
+        outside = audit.log("field_check", **given)
+    entries = [orjson.loads(raw) for raw in fake_redis.lrange(runtime.queue.queue_key, 0, -1)]
+    assert {entry["event_id"] for entry in entries} == {in_request, outside}
+    for entry in entries:
+        assert {name: entry[name] for name in given} == given
+
+
 def test_the_model_the_ddl_and_the_copy_columns_follow_the_declaration():
     from flask_audit.events import schema
     from flask_audit.storage import pgcopy

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, has_request_context, request
+from flask import Response, request
 
 from flask_audit import safety
 from flask_audit.events.sanitize import normal_ip
@@ -33,7 +33,7 @@ def request_id(environ: dict[str, Any] | None = None) -> str:
     cheaper than ``g`` or werkzeug's ``Headers``.
     """
     if environ is None:
-        environ = request.environ
+        environ = request._get_current_object().environ  # type: ignore[attr-defined]
     rid = environ.get(ENVIRON_KEY)
     if rid is None:
         given = environ.get("HTTP_X_REQUEST_ID")
@@ -57,9 +57,13 @@ def fill_from_request(
     tenant_loader: Callable[[], Any] | None = None,
 ) -> None:
     """Fill the request fields the caller left out; explicit arguments win. No-op outside a request."""
-    if not has_request_context():
+    # The request object itself, as Flask's docs get current_app's: has_request_context() and
+    # then the proxy's attribute look-up took a tenth of audit.log's instructions.
+    try:
+        environ = request._get_current_object().environ  # type: ignore[attr-defined]
+    except RuntimeError:  # outside a request
         return
-    environ = request.environ  # REMOTE_ADDR is what ProxyFix rewrites, as request.remote_addr reads
+    # REMOTE_ADDR is what ProxyFix rewrites, as request.remote_addr reads
     if fields.get("ip_address") is None:
         fields["ip_address"] = _valid_ip(environ.get("REMOTE_ADDR"))
     if fields.get("user_agent") is None:

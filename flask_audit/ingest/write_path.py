@@ -28,13 +28,13 @@ class WritePath:
         self.counts = PendingCounts(lambda: runtime.metrics, runtime.breaker)
         self._replay_lock = threading.Lock()
 
-    def submit(self, event: AuditEvent) -> None:
-        """Queue one event (or buffer it, in buffered mode), else write it through, else spool
-        it; never raises. Where it went shows in the counters (/metrics)."""
+    def submit(self, entry: bytes) -> None:
+        """Queue one event's entry (or buffer it, in buffered mode), else write it through, else
+        spool it; never raises. Where it went shows in the counters (/metrics)."""
         if self.runtime.config.buffered:
-            self.runtime.buffer.add(event.to_entry())
+            self.runtime.buffer.add(entry)
             return
-        self.push_entries([event.to_entry()])
+        self.push_entries([entry])
 
     def push_entries(self, entries: list[bytes]) -> None:
         """Queue ``entries`` in one round trip; what the cap refuses follows the overflow policy,
