@@ -13,7 +13,7 @@ import hiredis
 import pytest
 import redis
 
-from flask_audit.queue.lean import LeanConnection, _kernel_timeouts
+from flask_audit.queue.lean import LeadingArguments, LeanConnection, PackedCommand, _kernel_timeouts
 
 
 def test_replies_come_back_in_order_on_one_kept_connection(any_redis):
@@ -25,6 +25,24 @@ def test_replies_come_back_in_order_on_one_kept_connection(any_redis):
     first = lean._local.held.connection
     assert lean.execute(("LRANGE", prefix + "l", 0, -1)) == [[b"a", b"b"]]
     assert lean._local.held.connection is first  # kept, not returned to the pool
+
+
+@pytest.mark.parametrize(
+    "tail", [[b"one"], [b"", b"two\r\nlines", "caf\u00e9".encode()], [], ["text", 7]], ids=str
+)
+def test_a_packed_command_is_what_hiredis_would_send(tail):
+    lead = LeadingArguments("RPUSH", b"key", 3)
+    command = PackedCommand(lead, tail)
+    assert command.args == ("RPUSH", b"key", 3, *tail)
+    assert command.packed == hiredis.pack_command(command.args)
+
+
+def test_a_packed_command_runs_with_or_without_a_real_socket(any_redis):
+    client, prefix = any_redis
+    lean = LeanConnection(client)
+    lead = LeadingArguments("RPUSH", prefix + "packed")
+    assert lean.execute(PackedCommand(lead, [b"a", b"b"]), ("LLEN", prefix + "packed")) == [2, 2]
+    assert client.lrange(prefix + "packed", 0, -1) == [b"a", b"b"]
 
 
 def test_an_error_reply_is_raised_after_the_rest_were_read(any_redis):

@@ -73,6 +73,24 @@ def test_settle_files_failures_and_records_metrics(make_queue):
     assert totals(queue) == {"enqueued": 3, "inserted": 2, "failed": 1, "batches": 1, "db_statements": 1}
 
 
+def test_each_push_counts_in_the_metrics_bucket_of_its_time(make_queue, monkeypatch):
+    """The push's leading arguments are made once per ten-second bucket: a push in the next
+    bucket must count there, not in the one before."""
+    from types import SimpleNamespace
+
+    import flask_audit.queue.redis_queue as redis_queue
+    from flask_audit.monitoring.buckets import bucket_key
+
+    queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=1, AUDIT_OVERFLOW_POLICY="drop")
+    moments = iter([1000.0, 1001.0, 1009.9, 1010.0])
+    monkeypatch.setattr(redis_queue, "time", SimpleNamespace(time=lambda: next(moments)))
+    for entry in (b"kept", b"a", b"b", b"c"):  # the cap keeps the first; the bucket counts drops
+        queue.push([entry])
+    prefix = queue.config.key_prefix
+    counted = [queue.client.hget(bucket_key(prefix, at), "dropped") for at in (1000, 1010)]
+    assert counted == [b"2", b"1"]
+
+
 def test_settle_counts_the_stored_events_by_outcome_in_the_same_step(make_queue):
     queue = make_queue()
     queue.push([b"a", b"b", b"c", b"d"])

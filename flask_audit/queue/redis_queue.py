@@ -16,8 +16,8 @@ import redis
 from flask_audit.config import AuditConfig
 from flask_audit.errors import ReplicationShortfall
 from flask_audit.events.event import OUTCOMES
-from flask_audit.monitoring.buckets import BUCKET_TTL, bucket_key, histogram_bucket
-from flask_audit.queue.lean import LeanConnection
+from flask_audit.monitoring.buckets import BUCKET_SECONDS, BUCKET_TTL, bucket_key, histogram_bucket
+from flask_audit.queue.lean import LeadingArguments, LeanConnection, PackedCommand
 
 
 def lua_script(name: str) -> str:
@@ -56,6 +56,8 @@ class AuditQueue:
         self._settle = client.register_script(SCRIPTS["settle"])
         self._requeue = client.register_script(SCRIPTS["requeue"])
         self._lean = LeanConnection(client)
+        #: (metrics bucket, the push's leading arguments in it)
+        self._lead: tuple[int, LeadingArguments] | None = None
 
     def push(self, entries: list[bytes]) -> int:
         """Queue ``entries`` (oldest first) under the cap; returns how many were queued.
@@ -65,16 +67,25 @@ class AuditQueue:
         connection (``LeanConnection``), with ``WAIT`` pipelined after it when
         AUDIT_REDIS_WAIT_REPLICAS asks for replicas (``ReplicationShortfall`` when they fall short).
         """
-        keys = (self.queue_key, self.totals_key, bucket_key(self.config.key_prefix, time.time()))
-        command = ("EVALSHA", self._push.sha, 3, *keys, self.config.max_queue_length)
-        command += (self.config.overflow_policy, BUCKET_TTL, *entries)
-        return self._confirmed(command)
+        return self._confirmed(PackedCommand(self._push_lead(time.time()), entries))
+
+    def _push_lead(self, now: float) -> LeadingArguments:
+        """The push's arguments before its entries; they change with the metrics bucket."""
+        bucket = int(now) // BUCKET_SECONDS
+        made = self._lead
+        if made is not None and made[0] == bucket:
+            return made[1]
+        keys = (self.queue_key, self.totals_key, bucket_key(self.config.key_prefix, now))
+        limits = (self.config.max_queue_length, self.config.overflow_policy, BUCKET_TTL)
+        lead = LeadingArguments("EVALSHA", self._push.sha, 3, *keys, *limits)
+        self._lead = (bucket, lead)
+        return lead
 
     def push_priority(self, entry: bytes) -> None:
         """Queue a critical event whose direct write failed: never capped, claimed first."""
         self._confirmed(("LPUSH", self.priority_key, entry))
 
-    def _confirmed(self, command: tuple) -> int:
+    def _confirmed(self, command: tuple | PackedCommand) -> int:
         """Run ``command`` (and WAIT, when replicas are asked for) in one round trip; returns its
         count. A server without the push script (a new master after a failover) is given it."""
         wanted = self.config.redis_wait_replicas
