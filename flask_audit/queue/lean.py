@@ -131,11 +131,11 @@ class LeanConnection:
         except BaseException:
             self._drop(held)
             raise
-        error = next((r for r in replies if isinstance(r, redis.ResponseError)), None)
-        if error is not None:
-            if isinstance(error, ReadOnlyError):  # a demoted master: ask for the new one next time
-                self._drop(held)
-            raise error
+        for reply in replies:  # a loop, not a generator: this runs on every request
+            if isinstance(reply, redis.ResponseError):
+                if isinstance(reply, ReadOnlyError):  # a demoted master: ask for the new one next time
+                    self._drop(held)
+                raise reply
         return replies
 
     @staticmethod
