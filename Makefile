@@ -36,7 +36,7 @@ bench: $(VENV)/.installed  ## the performance tables: the pipeline, then tamper 
 bench-operations: $(VENV)/.installed  ## query plans, viewer requests, export and purge on 1,000,000 rows
 	$(PY) bench/operations.py $(ARGS)
 
-bench-request: $(VENV)/.installed  ## audit.log's cost inside a Flask request, in one process (ARGS="--against REV")
+bench-request: $(VENV)/.installed  ## audit.log's cost inside a Flask request, in one process (ARGS="--against REV", "--instructions")
 	$(PY) bench/request_cost.py $(ARGS)
 
 bench-durability: $(VENV)/.installed  ## audit.log's latency with a replica, WAIT 1 and the append-only file

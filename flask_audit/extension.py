@@ -21,7 +21,6 @@ from flask_audit.events import schema
 from flask_audit.events.event import (
     CATEGORIES,
     OUTCOMES,
-    AuditEvent,
     check_event_type,
     entry_from_fields,
     event_from_fields,
@@ -246,21 +245,12 @@ class FlaskAudit:
             "tenant_id": tenant_id,
         }
         runtime = self.runtime()
-        config = runtime.config
-        category = self.vocabulary.category_for(event_type, event_category, config.strict_event_types)
+        category = self.vocabulary.category_for(event_type, event_category, runtime.config.strict_event_types)
         if runtime.recorder is not None:  # testing: memory only
             event = self._build(runtime, event_type, category, outcome, fields)
             runtime.recorder.append(event)
             return event.event_id
-        fill_from_request(fields, self.user_loader, self.tenant_loader)
-        event_id, entry = entry_from_fields(
-            event_type,
-            category,
-            outcome,
-            fields,
-            max_metadata_bytes=config.max_metadata_bytes,
-            redact_keys=config.redact_keys,
-        )
+        event_id, entry = self._build(runtime, event_type, category, outcome, fields, entry_from_fields)
         try:
             runtime.write_path.submit(entry)
         except Exception as exc:  # the boundary of the request path: nothing gets past it
@@ -411,11 +401,19 @@ class FlaskAudit:
             safety.swallowed(exc, f"audited({event_type})")
 
     def _build(
-        self, runtime: AuditRuntime, event_type: str, category: str, outcome: str, fields: dict[str, Any]
-    ) -> AuditEvent:
+        self,
+        runtime: AuditRuntime,
+        event_type: str,
+        category: str,
+        outcome: str,
+        fields: dict[str, Any],
+        make: Callable[..., Any] = event_from_fields,
+    ) -> Any:
+        """The event (``event_from_fields``), or only its id and entry (``entry_from_fields``),
+        with the request's fields filled in."""
         fill_from_request(fields, self.user_loader, self.tenant_loader)
         config = runtime.config
-        return event_from_fields(
+        return make(
             event_type,
             category,
             outcome,
