@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import redis
 
 from flask_audit.errors import ReplicationShortfall
@@ -62,6 +63,16 @@ def test_a_lone_caller_pushes_at_once_and_gets_its_count():
     group = GroupCommit(queue.push)
     assert group.push([b"a", b"b"]) == 2
     assert queue.calls == [2]
+
+
+def test_a_lone_caller_whose_push_failed_gets_the_error_and_gives_up_the_lead():
+    queue = SlowQueue(fail=redis.ConnectionError("gone"))
+    group = GroupCommit(queue.push)
+    with pytest.raises(redis.ConnectionError):
+        group.push([b"a"])
+    queue.fail = None
+    assert group.push([b"b"]) == 1  # the next caller leads: nobody is left waiting for the lead
+    assert queue.items == [b"b"]
 
 
 def test_concurrent_callers_share_round_trips_and_each_gets_its_own_answer():

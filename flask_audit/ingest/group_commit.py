@@ -50,19 +50,34 @@ class GroupCommit:
         """Push ``entries`` with whatever other threads are pushing; returns how many of them the
         queue accepted. Raises what the push raised (a ``ReplicationShortfall`` counts only this
         caller's accepted entries)."""
-        slot = _Slot(entries)
         with self._lock:
-            self._waiting.append(slot)
-            follow = self._leading
+            alone = not self._leading
             self._leading = True
-            if follow:
+            if not alone:
+                slot = _Slot(entries)
+                self._waiting.append(slot)
                 slot._done = threading.Lock()
                 slot._done.acquire()
-        if follow:
-            slot._done.acquire()  # type: ignore[union-attr]
-            if not slot.lead:
-                return slot.result()
+        if alone:  # nobody in flight (always, on a sync worker): push at once, no slot to fill
+            try:
+                return self._push(entries)
+            finally:
+                self._hand_over()
+        slot._done.acquire()  # type: ignore[union-attr]
+        if not slot.lead:
+            return slot.result()
         return self._lead(slot)
+
+    def _hand_over(self) -> None:
+        """Pass the lead to the first caller that queued meanwhile, or give it up."""
+        with self._lock:
+            successor = self._waiting[0] if self._waiting else None
+            if successor is None:
+                self._leading = False
+            else:
+                successor.lead = True
+        if successor is not None:
+            successor.release()
 
     def _lead(self, own: _Slot) -> int:
         with self._lock:
@@ -83,15 +98,8 @@ class GroupCommit:
             else:
                 slot.accepted = max(0, min(count, accepted - offset))
             offset += count
-        with self._lock:
-            successor = self._waiting[0] if self._waiting else None
-            if successor is None:
-                self._leading = False
-            else:
-                successor.lead = True
         for slot in group:
             if slot is not own:
                 slot.release()
-        if successor is not None:
-            successor.release()
+        self._hand_over()
         return own.result()
