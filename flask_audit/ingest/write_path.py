@@ -59,7 +59,8 @@ class WritePath:
                     self._replay_spool_in_background()
                 if accepted == len(entries):
                     self.counts.flush()
-                self._overflow(entries[accepted:])
+                else:
+                    self._overflow(entries[accepted:])
                 return
         self._write_through(entries, counter="write_through")
 

@@ -48,13 +48,13 @@ class PackedCommand:
 
     def __init__(self, lead: LeadingArguments, tail: list[bytes]) -> None:
         self.lead, self.tail = lead, tail
-        if all(type(item) is bytes for item in tail):
-            parts = [b"*%d\r\n" % (len(lead.args) + len(tail)), lead.packed]
-            for item in tail:
-                parts += (b"$%d\r\n" % len(item), item, b"\r\n")
-            self.packed = b"".join(parts)
-        else:
-            self.packed = hiredis.pack_command(self.args)
+        parts = [b"*%d\r\n" % (len(lead.args) + len(tail)), lead.packed]
+        for item in tail:
+            if type(item) is not bytes:  # not a queue entry: let hiredis encode it all
+                self.packed = hiredis.pack_command(self.args)
+                return
+            parts += (b"$%d\r\n" % len(item), item, b"\r\n")
+        self.packed = b"".join(parts)
 
     @property
     def args(self) -> tuple[Any, ...]:
@@ -143,10 +143,7 @@ class LeanConnection:
         """Write the packed commands to the socket and read one reply per command."""
         sock, reader = held.sock, held.reader
         assert sock is not None
-        data = b"".join(
-            command.packed if type(command) is PackedCommand else hiredis.pack_command(command)
-            for command in commands
-        )
+        data = b"".join([c.packed if type(c) is PackedCommand else hiredis.pack_command(c) for c in commands])
         try:
             sock.sendall(data)
             replies: list[Any] = []
