@@ -250,7 +250,7 @@ def entry_from_fields(
     redact_keys: tuple[str, ...] = (),
 ) -> tuple[str, bytes]:
     """``event_from_fields`` for ``audit.log``, which needs only the event's id and its queue
-    entry: (event_id, entry), without the ``AuditEvent`` (a twentieth of the call)."""
+    entry: (event_id, entry), without the ``AuditEvent`` (a twelfth of the call)."""
     row, metadata_json = _validated_row(
         event_type, event_category, outcome, fields, max_metadata_bytes, redact_keys, None, None
     )

@@ -15,7 +15,6 @@ import redis
 
 from flask_audit.config import AuditConfig
 from flask_audit.errors import ReplicationShortfall
-from flask_audit.events.event import OUTCOMES
 from flask_audit.monitoring.buckets import BUCKET_SECONDS, BUCKET_TTL, bucket_key, histogram_bucket
 from flask_audit.queue.lean import LeadingArguments, LeanConnection, PackedCommand
 
@@ -120,7 +119,7 @@ class AuditQueue:
     ) -> None:
         """Acknowledge ``batch``: file ``failures`` on the failed list and record the metrics,
         ``outcomes`` (stored events by outcome) among them, in one step."""
-        by_outcome = outcomes or {}
+        counted = [(outcome, count) for outcome, count in (outcomes or {}).items() if count > 0]
         keys = [
             self.inflight_key,
             self.batch_prefix + batch.batch_id,
@@ -138,7 +137,8 @@ class AuditQueue:
                 BUCKET_TTL,
                 statements,
                 histogram_bucket(batch_ms / 1000),
-                *(int(by_outcome.get(outcome, 0)) for outcome in OUTCOMES),
+                len(counted),
+                *(item for pair in counted for item in pair),
                 *failures,
             ],
         )

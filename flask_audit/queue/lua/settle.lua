@@ -4,23 +4,22 @@
 -- KEYS[5] the current 10-second metrics bucket, KEYS[6] the batch-duration histogram hash
 -- ARGV[1] batch id, ARGV[2] rows inserted, ARGV[3] batch milliseconds, ARGV[4] bucket TTL (s),
 -- ARGV[5] INSERT/COPY statements the batch took, ARGV[6] the histogram bucket of this batch,
--- ARGV[7], ARGV[8], ARGV[9] stored events whose outcome is success, failure, denied,
--- ARGV[10..] failure records (JSON)
+-- ARGV[7] n, the number of outcomes counted, then n pairs: an outcome, its stored events,
+-- then the failure records (JSON)
 local inserted = tonumber(ARGV[2])
-local failed = #ARGV - 9
+local first_failure = 8 + 2 * tonumber(ARGV[7])
+local failed = #ARGV - first_failure + 1
 redis.call("ZREM", KEYS[1], ARGV[1])
 redis.call("DEL", KEYS[2])
-for i = 10, #ARGV do
+for i = first_failure, #ARGV do
   redis.call("LPUSH", KEYS[3], ARGV[i])
 end
 redis.call("HINCRBY", KEYS[4], "inserted", inserted)
 redis.call("HINCRBY", KEYS[4], "failed", failed)
 redis.call("HINCRBY", KEYS[4], "batches", 1)
 redis.call("HINCRBY", KEYS[4], "db_statements", ARGV[5])
-for i, outcome in ipairs({"success", "failure", "denied"}) do
-  if tonumber(ARGV[6 + i]) > 0 then
-    redis.call("HINCRBY", KEYS[4], "outcome_" .. outcome, ARGV[6 + i])
-  end
+for i = 8, first_failure - 1, 2 do
+  redis.call("HINCRBY", KEYS[4], "outcome_" .. ARGV[i], ARGV[i + 1])
 end
 redis.call("HINCRBY", KEYS[5], "inserted", inserted)
 redis.call("HINCRBY", KEYS[5], "failed", failed)
