@@ -93,11 +93,15 @@ def test_each_push_counts_in_the_metrics_bucket_of_its_time(make_queue, monkeypa
 
 def test_settle_counts_the_stored_events_by_outcome_in_the_same_step(make_queue):
     queue = make_queue()
-    queue.push([b"a", b"b", b"c", b"d"])
-    queue.settle(queue.claim(4), inserted=4, batch_ms=1.0, outcomes={"success": 3, "denied": 1})
+    queue.push([b"a", b"b", b"c", b"d", b"e"])
+    rejected = json.dumps({"error": "bad"}).encode()
+    queue.settle(
+        queue.claim(5), inserted=4, batch_ms=1.0, failures=[rejected], outcomes={"success": 3, "denied": 1}
+    )
     counted = totals(queue)
     assert (counted["outcome_success"], counted["outcome_denied"]) == (3, 1)
     assert "outcome_failure" not in counted  # no field for an outcome no event had
+    assert counted["failed"] == 1 and queue.client.lrange(queue.failed_key, 0, -1) == [rejected]
 
 
 def test_requeue_returns_a_batch_ahead_of_newer_events_in_order(make_queue):
