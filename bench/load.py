@@ -8,6 +8,11 @@ an audited mode minus that of the plain route. Every mode runs ``--rounds`` time
 the same mode measured minutes apart on this machine differs by a fifth.
 
     make bench-load   # or: python bench/load.py [--duration 10] [--rounds 3] [--workers sync]
+    python bench/load.py --against c0c6849   # another revision's package, round by round beside
+
+``--against REV`` runs every mode on revision REV's package too (``git archive``; each process
+starts in its directory), the two trees taking turns within every round, so that a change is
+measured against the code before it under the same drift.
 
 Needs wrk (apt-get install wrk). ``--profile`` also samples the web, worker and clock with
 py-spy (pip install py-spy) and lists each one's hot spots; sampling costs CPU, so that run's
@@ -37,7 +42,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.processes import Process, gunicorn, listening_socket, python, wait_for
+from bench.revisions import package_of
+from tests.processes import ROOT, Process, gunicorn, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -183,7 +189,11 @@ def run_mode(
     duration: int,
     logs: Path,
     profile: bool = False,
+    package: Path | None = None,
 ) -> dict:
+    """One run of one mode: the stack started, wrk, the ledger checked, everything stopped.
+    With ``package`` (another revision's ``flask_audit``), every process runs from its directory,
+    so that its package comes first on the path; this tree's root, on PYTHONPATH, gives the app."""
     db = f"audit_load_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(PG_ADMIN)
     admin.autocommit = True
@@ -199,9 +209,17 @@ def run_mode(
         "AUDIT_SPOOL_PATH": str(logs / f"{db}.spool"),
         **extra,
     }
+    cwd = package or ROOT
+    if package is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     redis_url = env["AUDIT_REDIS_URL"]
     subprocess.run(
-        python("-m", "flask", "audit", "init-db"), env=env, check=True, capture_output=True, timeout=120
+        python("-m", "flask", "audit", "init-db"),
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     sock = listening_socket()
     port = sock.getsockname()[1]
@@ -212,14 +230,16 @@ def run_mode(
             env,
             logs,
             pass_fds=(sock.fileno(),),
+            cwd=cwd,
         ),
         Process(
             "worker",
             python("-m", "dramatiq", "flask_audit.worker", "--processes", "1", "--threads", "2"),
             env,
             logs,
+            cwd=cwd,
         ),
-        Process("clock", python("-m", "flask", "audit", "scheduler"), env, logs),
+        Process("clock", python("-m", "flask", "audit", "scheduler"), env, logs, cwd=cwd),
     ]
     sock.close()
     base = f"http://127.0.0.1:{port}"
@@ -320,7 +340,11 @@ SKEWED = 0.75
 
 
 def measured(
-    mode: tuple[str, str, dict[str, str], tuple[str, ...]], duration: int, logs: Path, profile: bool
+    mode: tuple[str, str, dict[str, str], tuple[str, ...]],
+    duration: int,
+    logs: Path,
+    profile: bool,
+    package: Path | None = None,
 ) -> dict:
     """One mode's figures. gthread workers keep a keep-alive connection for good, so when one
     process happens to accept most of wrk's 8 connections, the other sits idle and the run
@@ -329,8 +353,9 @@ def measured(
     label, route, extra, web = mode
     if extra.get("AUDIT_REDIS_URL") == UNIX_SOCKET:
         with unix_redis(logs) as url:
-            return measured((label, route, {**extra, "AUDIT_REDIS_URL": url}, web), duration, logs, profile)
-    result = run_mode(*mode, duration, logs, profile)
+            mode = (label, route, {**extra, "AUDIT_REDIS_URL": url}, web)
+            return measured(mode, duration, logs, profile, package)
+    result = run_mode(*mode, duration, logs, profile, package)
     for _ in range(2):
         if web != GTHREAD or result["busiest"] <= SKEWED:
             break
@@ -338,7 +363,7 @@ def measured(
             f"{label}: one web process did {100 * result['busiest']:.0f}% of the work; run again",
             file=sys.stderr,
         )
-        result = run_mode(*mode, duration, logs, profile)
+        result = run_mode(*mode, duration, logs, profile, package)
     return result
 
 
@@ -387,6 +412,10 @@ def main() -> int:
         "--workers", choices=("sync", "gthread", "both"), default="both", help="which kind of gunicorn worker"
     )
     parser.add_argument("--only", default="", help="run only the modes whose label contains this (and plain)")
+    parser.add_argument(
+        "--against",
+        help="a git revision whose package runs every mode too, round by round beside this tree's",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("needs wrk: apt-get install wrk", file=sys.stderr)
@@ -395,12 +424,23 @@ def main() -> int:
     profile = args.profile and shutil.which("py-spy") is not None
     kinds = {"sync": (SYNC,), "gthread": (GTHREAD,), "both": (SYNC, GTHREAD)}[args.workers]
     modes = [m for m in MODES if m[3] in kinds and (m[1] == "/plain" or args.only in m[0])]
-    runs: dict[str, list[dict]] = {m[0]: [] for m in modes}
+    # label prefix -> the package to run (None: this tree's); with --against, the two take turns
+    # every round, so that the machine's drift falls on both alike
+    trees: dict[str, Path | None] = {"": None}
+    if args.against:
+        trees = {f"{args.against}: ": package_of(args.against), "this tree: ": None}
+    runs: dict[tuple[str, str], list[dict]] = {(tree, m[0]): [] for tree in trees for m in modes}
     for _ in range(args.rounds):
-        for mode in modes:
-            runs[mode[0]].append(measured(mode, args.duration, logs, profile))
+        for tree, package in trees.items():
+            for mode in modes:
+                runs[(tree, mode[0])].append(measured(mode, args.duration, logs, profile, package))
     plain_of = {web: label for label, route, _, web in modes if route == "/plain"}
-    results = [summarise(runs[label], runs[plain_of[web]]) for label, _, _, web in modes]
+    results = []
+    for tree in trees:
+        for label, _, _, web in modes:
+            result = summarise(runs[(tree, label)], runs[(tree, plain_of[web])])
+            result["label"] = tree + result["label"]
+            results.append(result)
     print(
         f"\nwrk -t2 -c8 -d{args.duration}s on {os.cpu_count()} cores, {args.rounds} rounds, medians; CPU per"
         " request is the machine's busy time (drain included) over the requests served; the audit's"

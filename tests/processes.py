@@ -18,7 +18,13 @@ class Process:
     """A child in its own process group, its output in a log file for when a test fails."""
 
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, pass_fds: tuple[int, ...] = ()
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        pass_fds: tuple[int, ...] = (),
+        cwd: Path = ROOT,
     ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
@@ -26,7 +32,7 @@ class Process:
         self.proc = subprocess.Popen(
             args,
             env=env,
-            cwd=ROOT,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
