@@ -4,8 +4,9 @@ DURATION seconds against a route that answers "ok" and the same route with one `
 direct (over TCP and over a Unix socket) and buffered (and with gthread workers), in the same
 run. Reports requests/s, latency, the machine's busy CPU per request (from /proc/stat) and where
 it went (per process, from /proc/<pid>/stat), and audit's cost per event: the CPU per request of
-an audited mode minus that of the plain route. Every mode runs ``--rounds`` times, interleaved, and the table gives medians:
-the same mode measured minutes apart on this machine differs by a fifth.
+an audited mode minus that of the plain route. Every mode runs ``--rounds`` times, interleaved,
+and the table gives medians: the same mode measured minutes apart on this machine differs by a
+fifth.
 
     make bench-load   # or: python bench/load.py [--duration 10] [--rounds 3] [--workers sync]
     python bench/load.py --against c0c6849   # another revision's package, round by round beside

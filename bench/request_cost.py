@@ -15,8 +15,10 @@ their own, removed at the end.
 with loops of ``--n`` and of three times ``--n`` requests, and the difference over the extra
 requests is the instructions a request costs, start-up and warm-up cancelled out. The count
 does not follow the machine's speed: two runs of the same code a quarter of an hour apart gave
-the plain route 407,309 and 407,460 instructions and the buffered one 516,459 and 512,555, while
-the plain route's time moved between 116 and 142 µs in that hour. So it tells a change of the
+the plain route 407,309 and 407,460 instructions and the buffered one 516,459 and 512,555 (this
+mode's first version, which warmed its two processes up unequally and so counted a tenth too
+much, alike in both runs), while the plain route's time moved between 116 and 142 µs in that
+hour. So it tells a change of the
 request path's own work apart from the hour it was measured in; the wait for Redis and what the
 kernel does are not in it. The buffer is flushed only when full (every 1,000 events)
 in this mode, because under valgrind a timer's flush would fall every few requests.
@@ -54,9 +56,10 @@ MODES = (
 )
 
 
-def child(route: str, n: int, once: bool = False) -> None:
+def child(route: str, n: int, once: bool = False, warmup: int | None = None) -> None:
     """Run in a process of its own: print the µs per request of ``route`` (best of 5 loops, or
-    one loop when ``once``, for the instruction count)."""
+    one loop when ``once``, for the instruction count, after ``warmup`` requests: the same in
+    both of its processes, so that the difference holds only the extra loop)."""
     from bench.load_app import create_app  # with whichever flask_audit PYTHONPATH gives first
 
     app = create_app()
@@ -79,7 +82,7 @@ def child(route: str, n: int, once: bool = False) -> None:
         for _ in app({**environ, "wsgi.input": io.BytesIO(b"")}, start_response):
             pass
 
-    for _ in range(n // 10):  # warm up: connections, caches, the buffer's thread
+    for _ in range(n // 10 if warmup is None else warmup):  # connections, caches, the buffer's thread
         request()
     loops = []
     for _ in range(1 if once else 5):
@@ -94,7 +97,9 @@ def child(route: str, n: int, once: bool = False) -> None:
 COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
-def measure(route: str, extra: dict[str, str], n: int, package: Path | None, *, count: bool = False) -> float:
+def measure(
+    route: str, extra: dict[str, str], n: int, package: Path | None, *, count: bool = False, warmup: int = 0
+) -> float:
     """One process's figure (µs per request, or with ``count`` the instructions of the whole
     process); its entries (nothing drains them) go to a prefix of their own, removed after, so
     that no run meets the cap the runs before it filled."""
@@ -114,6 +119,7 @@ def measure(route: str, extra: dict[str, str], n: int, package: Path | None, *, 
         # the same hash seed in every run; the buffer flushes when full, never on its timer
         env.update(PYTHONHASHSEED="0", AUDIT_BUFFER_FLUSH_MS="3600000")
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command, "--once"]
+        command += ["--warmup", str(warmup)]
     try:
         done = subprocess.run(
             command, env=env, cwd=package or ROOT, capture_output=True, check=True, timeout=1800
@@ -134,8 +140,8 @@ def measure(route: str, extra: dict[str, str], n: int, package: Path | None, *, 
 def instructions(route: str, extra: dict[str, str], n: int, package: Path | None) -> float:
     """Instructions per request: two processes, one running twice the requests of the other
     more, so that start-up and warm-up cancel out."""
-    short = measure(route, extra, n, package, count=True)
-    long = measure(route, extra, 3 * n, package, count=True)
+    short = measure(route, extra, n, package, count=True, warmup=n // 10)
+    long = measure(route, extra, 3 * n, package, count=True, warmup=n // 10)
     return (long - short) / (2 * n)
 
 
@@ -151,9 +157,10 @@ def main() -> int:
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.n, once=args.once)
+        child(args.child, args.n, once=args.once, warmup=args.warmup)
         return 0
     if args.instructions and shutil.which("valgrind") is None:
         print("--instructions needs valgrind: apt-get install valgrind", file=sys.stderr)
