@@ -83,6 +83,14 @@ def old_database(request, pg_url, sqlite_url):
     return url, kind
 
 
+def seal_leaves_compression(store) -> str:
+    """How PostgreSQL compresses new seals' leaves: 'l' lz4, 'p' pglz, '' its default."""
+    return store.database.execute_sql(
+        "SELECT attcompression::text FROM pg_attribute"
+        " WHERE attrelid = 'audit_seals'::regclass AND attname = 'leaves'"
+    ).fetchone()[0]
+
+
 def app_on(make_app, fake_redis, url, kind):
     """An app on the old database, configured as its table is (partitioned or not)."""
     return make_app(
@@ -98,12 +106,12 @@ def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, ol
     app, audit = app_on(make_app, fake_redis, *old_database)
     runner = app.test_cli_runner()
     before = runner.invoke(args=["audit", "migrate", "--status"]).output
-    assert "0 applied, 5 pending" in before and "0002  pending" in before and "0005  pending" in before
+    assert "0 applied, 6 pending" in before and "0002  pending" in before and "0006  pending" in before
     result = runner.invoke(args=["audit", "migrate"])
     assert result.exit_code == 0, result.output
-    assert all(f"applied 000{n}" in result.output for n in (1, 2, 3, 4, 5))
+    assert all(f"applied 000{n}" in result.output for n in (1, 2, 3, 4, 5, 6))
     after = runner.invoke(args=["audit", "migrate", "--status"]).output
-    assert "5 applied, 0 pending" in after
+    assert "6 applied, 0 pending" in after
     assert "0 migration(s) applied" in runner.invoke(args=["audit", "migrate"]).output  # each once
     store = audit.runtime(app).store
     assert sorted(store.event_ids()) == sorted(AuditEvent.from_entry(raw).event_id for raw in ENTRIES)
@@ -115,6 +123,7 @@ def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, ol
             (f"%{CRITICAL_INDEX.removeprefix('audit_logs_')}%",),
         ).fetchone()
         assert valid[0] is True and valid[1] >= (1 if kind == "plain" else 5)  # parent + each partition
+        assert seal_leaves_compression(store) == "l"  # migration 6 (this server has lz4)
     else:
         names = [
             r[0] for r in store.database.execute_sql("SELECT name FROM sqlite_master WHERE type='index'")

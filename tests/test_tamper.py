@@ -11,6 +11,7 @@ from flask_audit.events import schema
 from flask_audit.integrity.sealer import seal_pending
 from flask_audit.integrity.seals import key_id, mac
 from flask_audit.pipeline.drain import Drainer
+from tests.test_migrations import seal_leaves_compression
 
 KEY = "seal-key-one"
 API = {"Authorization": "Bearer api-token"}
@@ -623,3 +624,40 @@ def test_a_verify_interval_under_a_second_still_schedules_the_job(make_app, fake
     scheduler = BackgroundScheduler(timezone="UTC")
     Clock(runtime, broker, declare(broker, runtime)).schedule(scheduler)
     assert scheduler.get_job("audit-verify").trigger.interval.total_seconds() == 0.5
+
+
+def seal_compressions(runtime) -> list[str | None]:
+    """How each seal's leaves are stored, in seq order: 'lz4', 'pglz', or None (not compressed)."""
+    rows = sql(runtime, "SELECT pg_column_compression(leaves) FROM audit_seals ORDER BY seq").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_seals_made_before_and_after_migrating_to_lz4_leaves_verify_together(make_app, fake_redis, pg_url):
+    """Migration 6 has new seals' leaves compressed with lz4 (pglz spent two thirds of a seal's
+    insert on them); seals stored with pglz before it are still read, and a change to a row under
+    either kind of seal is still named."""
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url, AUDIT_SIGNING_KEY=KEY)
+    runtime = audit.runtime(app)
+    assert seal_leaves_compression(runtime.store) == "l"  # a new schema has it from the start
+    sql(runtime, "ALTER TABLE audit_seals ALTER COLUMN leaves SET COMPRESSION pglz")  # as before it
+
+    def log_and_seal(prefix):
+        with app.app_context():
+            for i in range(300):  # 21,600 bytes of leaves: past the size PostgreSQL compresses at
+                audit.log("api_key_created", user_id=f"{prefix}{i}", resource_type="key", resource_id=f"k{i}")
+        Drainer(runtime.queue, runtime.store).drain_all(100)
+        assert seal_pending(runtime.store, runtime.signer) == 300
+
+    log_and_seal("before-")
+    migrate = app.test_cli_runner().invoke(args=["audit", "migrate"])
+    assert migrate.exit_code == 0 and "applied 0006" in migrate.output, migrate.output
+    log_and_seal("after-")
+    old, new = seal_compressions(runtime)
+    assert old != "lz4" and new == "lz4"  # pglz kept the old one whole: it saved too little
+    assert verify(app)[0] == 0
+    model = runtime.store.model
+    for prefix in ("before-", "after-"):
+        changed = model.get(model.user_id == f"{prefix}7").id
+        sql(runtime, "UPDATE audit_logs SET description = 'edited' WHERE id = %s", (changed,))
+        code, out = verify(app)
+        assert code == 1 and f"row_changed: row {changed} (" in out, out

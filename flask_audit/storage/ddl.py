@@ -51,6 +51,16 @@ def stream_cursors_table_sql() -> str:
     )
 
 
+#: whether this PostgreSQL can compress with lz4 (version 14 or later, built with it); no row before 14
+LZ4_AVAILABLE_SQL = "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+#: how the seal leaves' column compresses new values: 'l' lz4, 'p' pglz, '' the server's default
+SEAL_LEAVES_COMPRESSION_SQL = (
+    f"SELECT attcompression::text FROM pg_attribute"
+    f" WHERE attrelid = '{SEALS_TABLE}'::regclass AND attname = 'leaves'"
+)
+SEAL_LEAVES_LZ4_SQL = f"ALTER TABLE {SEALS_TABLE} ALTER COLUMN leaves SET COMPRESSION lz4"
+
+
 def seals_index_sql() -> str:
     """Finding the seal of a row (proofs) without a scan."""
     return f"CREATE INDEX IF NOT EXISTS {SEALS_TABLE}_last_row_id ON {SEALS_TABLE} (last_row_id)"

@@ -74,12 +74,17 @@ def _stream_cursors(store: AuditStore) -> None:
     store.database.execute_sql(stream_cursors_table_sql())
 
 
+def _seal_leaves_lz4(store: AuditStore) -> None:
+    store.compress_seal_leaves()
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit_logs as release 0.1.0 created it", _baseline),
     Migration(2, "partial index on critical rows (the dashboard's latest critical events)", _critical_index),
     Migration(3, "audit_seals: the chain of seals over audit_logs (tamper evidence)", _seals_table),
     Migration(4, "outcome and tenant_id, and an index on (tenant_id, created_at)", _outcome_and_tenant),
     Migration(5, "audit_stream_cursors: how far each log stream has delivered", _stream_cursors),
+    Migration(6, "new seals' leaves compressed with lz4 where PostgreSQL has it", _seal_leaves_lz4),
 )
 
 

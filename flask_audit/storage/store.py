@@ -21,6 +21,9 @@ from flask_audit.storage.ddl import (
     CRITICAL_INDEX,
     CRITICAL_INDEX_COLUMNS,
     CRITICAL_INDEX_WHERE,
+    LZ4_AVAILABLE_SQL,
+    SEAL_LEAVES_COMPRESSION_SQL,
+    SEAL_LEAVES_LZ4_SQL,
     TABLE_NAME,
     seals_index_sql,
     seals_table_sql,
@@ -162,7 +165,23 @@ class AuditStore:
             )
             self.database.execute_sql(seals_table_sql(self.is_postgres))
             self.database.execute_sql(seals_index_sql())
+            self.compress_seal_leaves()
             self.database.execute_sql(stream_cursors_table_sql())
+
+    def compress_seal_leaves(self) -> None:
+        """Have PostgreSQL compress new seals' leaves with lz4 where it can (14 or later, built
+        with lz4). A seal's leaves (row ids, times, event ids, hashes: 72 bytes a row) are
+        stored compressed, and the default pglz spent two thirds of a 1,024-row seal's insert
+        compressing them: 3.2 against 1.0 ms of the server's CPU, the same size on disk. Old
+        seals stay as they are (PostgreSQL reads either). A no-op when set already, so no lock is
+        taken again; SQLite and servers without lz4 keep what they have."""
+        if not self.is_postgres:
+            return
+        available = self.database.execute_sql(LZ4_AVAILABLE_SQL).fetchone()
+        if not (available and available[0]):
+            return
+        if self.database.execute_sql(SEAL_LEAVES_COMPRESSION_SQL).fetchone()[0] != "l":
+            self.database.execute_sql(SEAL_LEAVES_LZ4_SQL)
 
     def insert(self, events: Sequence[AuditEvent]) -> int:
         """Insert ``events`` in one transaction, skipping event_ids already stored.
