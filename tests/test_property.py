@@ -10,10 +10,10 @@ from collections import Counter
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from flask_audit.integrity.seals import uuid_bytes
+from flask_audit.integrity.seals import uuid_bytes, uuids_bytes
 from flask_audit.pipeline.drain import Drainer
 
 #: every code point, lone surrogates and control characters included
@@ -113,3 +113,33 @@ def test_what_uuid_refuses_the_leaf_packer_refuses_too(text):
             uuid_bytes(text)
     else:
         assert uuid_bytes(text) == expected
+
+
+def _one_by_one(texts):
+    try:
+        return [uuid_bytes(text) for text in texts]
+    except ValueError:
+        return ValueError
+
+
+#: strings shaped like hyphenated UUIDs, some not quite: a space, a stray dash, a letter past f
+_NEAR_UUIDS = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(lambda u: str(u).upper()),
+    st.from_regex(r"\A[0-9a-fA-F -]{8}-[0-9a-f -]{4}-[0-9a-g -]{4}-[0-9a-f]{4}-[0-9a-f -]{12}\Z"),
+    st.text(alphabet="0123456789abcdef- ", min_size=30, max_size=40),
+)
+
+
+@given(st.lists(_NEAR_UUIDS, max_size=20))
+# a dash too many in one, too few in the next: the right count in all, and not one UUID between them
+@example(["01234567-89ab-cdef-0123-4567-89abcde", "01234567-89ab-cdef-0123456789abcdef0"])
+def test_a_seal_packs_its_event_ids_all_at_once_as_one_by_one(texts):
+    """The sealer converts a seal's event ids in one go; what it gives, or refuses, is what the
+    one-by-one conversion gives."""
+    expected = _one_by_one(texts)
+    if expected is ValueError:
+        with pytest.raises(ValueError):
+            uuids_bytes(texts)
+    else:
+        assert uuids_bytes(texts) == expected

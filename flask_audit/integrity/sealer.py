@@ -17,9 +17,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from flask_audit.integrity import seals
-from flask_audit.integrity.canonical import max_row_id, rows_between, timestamp_text
-from flask_audit.integrity.merkle import EMPTY_ROOT, leaf_hash, root
-from flask_audit.integrity.seals import CHECKPOINT, GENESIS, ROWS, Leaf, Seal, Signer
+from flask_audit.integrity.canonical import canonical_function, fetch, max_row_id, timestamp_text
+from flask_audit.integrity.merkle import EMPTY_ROOT, leaf_hashes, root
+from flask_audit.integrity.seals import CHECKPOINT, GENESIS, ROWS, Seal, Signer
 from flask_audit.storage.ddl import INSERT_LOCK_KEY
 from flask_audit.storage.store import AuditStore
 
@@ -81,32 +81,31 @@ def seal_pending(store: AuditStore, signer: Signer, *, seconds: float = RUN_SECO
         made: list[Seal] = []
         sealed = 0
         previous = seals.latest(store)
+        to_canonical = canonical_function(store.is_postgres)
         while time.monotonic() < deadline:
             seq, prev_hash, after = _next(previous)
             if after >= up_to:
                 break
             # at most SEAL_MAX_ROWS ids per seal: an index range whatever the table's statistics
             last = min(up_to, after + SEAL_MAX_ROWS)
-            leaves = [
-                Leaf(row.row_id, row.created_us, row.event_id, leaf_hash(row.canonical))
-                for row in rows_between(store, after, last)
-            ]
+            rows = list(map(to_canonical, fetch(store, after, last)))
+            hashes = leaf_hashes([row.canonical for row in rows])
             previous = signer.seal(
                 Seal(
                     seq=seq,
                     kind=ROWS,
                     first_row_id=after + 1,
                     last_row_id=last,
-                    row_count=len(leaves),
-                    root=root([leaf.hash for leaf in leaves]).hex(),
-                    leaves=seals.pack(leaves),
+                    row_count=len(rows),
+                    root=root(hashes).hex(),
+                    leaves=seals.pack(rows, hashes),
                     purged_before=None,
                     prev_hash=prev_hash,
                     sealed_at=timestamp_text(datetime.now(timezone.utc)),
                 )
             )
             made.append(previous)
-            sealed += len(leaves)
+            sealed += len(rows)
             if len(made) == SEALS_PER_COMMIT:
                 seals.insert(store, *made)
                 made.clear()

@@ -14,11 +14,12 @@ import hashlib
 import hmac
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import orjson
 
+from flask_audit.integrity.canonical import CanonicalRow
 from flask_audit.storage.ddl import SEALS_TABLE, seals_index_sql, seals_table_sql
 from flask_audit.storage.store import AuditStore
 
@@ -31,14 +32,6 @@ COLUMNS = (
     "seq, kind, first_row_id, last_row_id, row_count, root, leaves, purged_before, prev_hash,"
     " sealed_at, key_id, mac, hash"
 )
-
-
-@dataclass(frozen=True)
-class Leaf:
-    row_id: int
-    created_us: int
-    event_id: str
-    hash: bytes
 
 
 @dataclass(frozen=True)
@@ -107,10 +100,31 @@ class Seal:
         }
 
 
-def pack(leaves: list[Leaf]) -> bytes:
-    return b"".join(
-        LEAF.pack(leaf.row_id, leaf.created_us, uuid_bytes(leaf.event_id), leaf.hash) for leaf in leaves
-    )
+def pack(rows: Sequence[CanonicalRow], hashes: Sequence[bytes]) -> bytes:
+    """The leaf records of ``rows`` (their leaf hashes in ``hashes``), in order, as a seal keeps them."""
+    event_ids = uuids_bytes([row.event_id for row in rows])
+    return b"".join(map(LEAF.pack, [r.row_id for r in rows], [r.created_us for r in rows], event_ids, hashes))
+
+
+def uuids_bytes(texts: list[str]) -> list[bytes]:
+    """``uuid_bytes`` of each: hyphenated UUIDs, as PostgreSQL writes them, are converted in one
+    ``bytes.fromhex`` over them all (a call per leaf was a tenth of sealing); anything else one by
+    one."""
+    count = len(texts)
+    joined = "".join(texts)
+    dashes = "-" * count
+    if (
+        len(joined) == 36 * count
+        and joined.count("-") == 4 * count
+        and joined[8::36] == joined[13::36] == joined[18::36] == joined[23::36] == dashes
+    ):
+        try:
+            raw = bytes.fromhex(joined.replace("-", ""))
+        except ValueError:
+            raw = b""
+        if len(raw) == 16 * count:  # fromhex skips spaces: a short result is not a UUID each
+            return [raw[i : i + 16] for i in range(0, 16 * count, 16)]
+    return [uuid_bytes(text) for text in texts]
 
 
 def uuid_bytes(text: str) -> bytes:
