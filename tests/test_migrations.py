@@ -168,3 +168,21 @@ def test_several_processes_may_migrate_at_once(service_env, pg_url):
     finally:
         conn.close()
     assert sum("applied 0002" in out for out in outputs) == 1  # one did the work, the others waited
+
+
+@pytest.mark.parametrize("server", ["without lz4", "before PostgreSQL 14"])
+def test_a_server_without_lz4_keeps_its_default_compression(
+    make_app, fake_redis, pg_url, monkeypatch, server
+):
+    """Migration 6 asks the server first: a PostgreSQL built without lz4 lists only pglz, one
+    before 14 has no such setting at all; either way the schema is made and nothing is altered."""
+    from flask_audit.storage import store as store_module
+
+    answer = "SELECT false" if server == "without lz4" else "SELECT true WHERE false"
+    monkeypatch.setattr(store_module, "LZ4_AVAILABLE_SQL", answer)
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url)
+    store = audit.runtime(app).store
+    assert seal_leaves_compression(store) == ""
+    result = app.test_cli_runner().invoke(args=["audit", "migrate"])
+    assert result.exit_code == 0 and "applied 0006" in result.output, result.output
+    assert seal_leaves_compression(store) == ""
