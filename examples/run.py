@@ -92,12 +92,20 @@ def main() -> int:
         f"  curl http://127.0.0.1:{port}/api/v1/monitoring/audit-metrics\n"
     )
 
-    stopping = threading.Event()
+    # The handlers only set a flag. A handler runs in the main thread between two of its
+    # bytecodes, which may be inside a lock (an Event's, while waiting on it): a handler that took
+    # that lock, as Event.set does, hung the launcher for good when a second signal landed inside
+    # the first handler, with web, worker and clock left running.
+    stopping = [False]
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        stopping[0] = True
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+        signal.signal(sig, request_stop)
     deadline = time.monotonic() + args.seconds if args.seconds else None
     exit_code = 0
-    while not stopping.is_set():
+    while not stopping[0]:
         if deadline and time.monotonic() >= deadline:
             break
         dead = [name for name, proc in processes.items() if proc.poll() is not None]
@@ -105,7 +113,7 @@ def main() -> int:
             print(f"{', '.join(dead)} exited; stopping the rest")
             exit_code = 1
             break
-        stopping.wait(0.5)
+        time.sleep(0.2)
     stop(processes)
     return exit_code
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sqlite3
+import time
 import urllib.request
+
+import psutil
 
 from tests.integration.test_embedded_redis import servers
 from tests.processes import python, wait_for
@@ -68,3 +72,40 @@ def test_example_runs_on_embedded_defaults(spawn, tmp_path):
     assert run.alive() and servers(tmp_path)  # the embedded Redis serves while the job runs
     assert run.stop() == 0  # SIGTERM: the launcher stops web, worker and clock and exits cleanly
     wait_for(lambda: not servers(tmp_path), 10, "the embedded Redis to stop with the launcher")
+
+
+def test_a_flood_of_signals_still_stops_the_job(spawn, tmp_path):
+    """A supervisor that repeats SIGTERM, or Ctrl-C held down: the launcher stops web, worker and
+    clock and exits whenever the signals land, also while it handles the one before (its handler
+    once took a lock the main thread could hold, and hung)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
+    env.update(
+        PORT="0",
+        AUDIT_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}",
+        AUDIT_SPOOL_PATH=str(tmp_path / "spool"),
+    )
+    run = spawn(
+        "run", python("-m", "examples.run", "--for", "60", "--redis-db", str(tmp_path / "redis.db")), env
+    )
+    wait_for(lambda: "audit clock started" in run.output() and "Listening at" in run.output(), 60, "the job")
+    children = psutil.Process(run.pid).children(recursive=True)
+    assert len(children) >= 3  # web, worker and clock (and their own children)
+    try:
+        flood_until = time.monotonic() + 1.0
+        sent = 0
+        while time.monotonic() < flood_until and run.alive():
+            os.kill(run.pid, signal.SIGTERM)
+            sent += 1
+        assert sent > 100
+        # 0, or killed by a signal that landed once the launcher had stopped everything and
+        # Python, exiting, had put the default handlers back
+        assert run.proc.wait(30) in (0, -signal.SIGTERM)
+        _gone, alive = psutil.wait_procs(children, timeout=15)
+        assert alive == []
+        wait_for(lambda: not servers(tmp_path), 10, "the embedded Redis to stop with the launcher")
+    finally:
+        for child in children:  # a hung launcher leaves its children, in sessions of their own
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
