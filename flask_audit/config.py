@@ -18,6 +18,9 @@ from flask_audit.errors import AuditConfigError
 
 #: (queue depth at which the tier starts, batch size): the original design's small/medium/large.
 DEFAULT_BATCH_TIERS: tuple[tuple[int, int], ...] = ((0, 100), (1000, 300), (5000, 1000))
+#: (events stored a minute at which the tier starts, batch size): the original design's scaling
+#: guidelines (100 up to 1K a minute, 300 up to 10K, 1000 beyond)
+DEFAULT_TRAFFIC_TIERS: tuple[tuple[int, int], ...] = ((0, 100), (1000, 300), (10000, 1000))
 #: metadata keys redacted by default; compared without case, dashes and underscores
 DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "password",
@@ -49,8 +52,11 @@ def parse_bool(key: str, value: Any) -> bool:
     raise AuditConfigError(key, f"must be a boolean (true/false, 1/0, yes/no, on/off), not {value!r}")
 
 
-def parse_tiers(value: Any, key: str = "AUDIT_BATCH_TIERS") -> tuple[tuple[int, int], ...]:
-    """Read batch tiers from '0:100,1000:300' or a sequence of pairs, sorted by depth."""
+def parse_tiers(
+    value: Any, key: str = "AUDIT_BATCH_TIERS", start: str = "depth"
+) -> tuple[tuple[int, int], ...]:
+    """Read batch tiers from '0:100,1000:300' or a sequence of pairs, sorted by where each starts
+    (``start`` names that measure in the error message)."""
     try:
         if isinstance(value, str):
             pairs = [tuple(int(n) for n in part.split(":")) for part in value.split(",") if part.strip()]
@@ -59,7 +65,7 @@ def parse_tiers(value: Any, key: str = "AUDIT_BATCH_TIERS") -> tuple[tuple[int, 
     except (TypeError, ValueError):
         raise AuditConfigError(key, f"must look like '0:100,1000:300', not {value!r}") from None
     if not pairs or any(len(p) != 2 or p[0] < 0 or p[1] < 1 or p[1] > 100_000 for p in pairs):
-        raise AuditConfigError(key, f"needs pairs of depth >= 0 and size 1..100000, not {value!r}")
+        raise AuditConfigError(key, f"needs pairs of {start} >= 0 and size 1..100000, not {value!r}")
     return tuple(sorted((d, s) for d, s in pairs))
 
 
@@ -205,6 +211,9 @@ def _as_choice(key: Key, value: Any) -> str | None:
     return text or None
 
 
+#: what a tier key's first numbers count, where it is not the queue's depth
+_TIER_STARTS = {"AUDIT_TRAFFIC_TIERS": "events a minute"}
+
 _PARSERS: dict[str, Callable[[Key, Any], Any]] = {
     "str": _as_str,
     "secret": _as_secret,
@@ -213,7 +222,7 @@ _PARSERS: dict[str, Callable[[Key, Any], Any]] = {
     "float": _as_float,
     "bool": lambda key, value: parse_bool(key.name, value),
     "choice": _as_choice,
-    "tiers": lambda key, value: parse_tiers(value, key.name),
+    "tiers": lambda key, value: parse_tiers(value, key.name, _TIER_STARTS.get(key.name, "depth")),
     "keys": lambda key, value: parse_keys(key.name, value),
     "hostports": lambda key, value: parse_hostports(key.name, value),
 }
@@ -273,6 +282,12 @@ KEYS: tuple[Key, ...] = (
         "AUDIT_BATCH_TIERS",
         DEFAULT_BATCH_TIERS,
         "depth:size pairs, e.g. '0:100,1000:300,5000:1000'",
+        "tiers",
+    ),
+    Key(
+        "AUDIT_TRAFFIC_TIERS",
+        DEFAULT_TRAFFIC_TIERS,
+        "events-stored-a-minute:size pairs; the clock takes the larger of this size and the depth's",
         "tiers",
     ),
     Key(
@@ -598,6 +613,7 @@ class AuditConfig:
     stream_timeout_seconds: float = 10
     stream_max_backoff_seconds: float = 60
     alert_stream_lag_seconds: int = 300
+    traffic_tiers: tuple[tuple[int, int], ...] = DEFAULT_TRAFFIC_TIERS
     viewer_url_prefix: str = "/audit"
     viewer_frame_ancestors: str | None = None
     viewer_secret: str | None = None

@@ -14,6 +14,8 @@ def test_defaults_are_written_back_to_app_config(tmp_path):
     assert config.queue_key == "audit:queue" and config.failed_key == "audit:failed"
     assert config.database_url == f"sqlite:///{tmp_path}/audit.db"
     assert config.batch_tiers == ((0, 100), (1000, 300), (5000, 1000))
+    assert config.traffic_tiers == ((0, 100), (1000, 300), (10000, 1000))
+    assert app.config["AUDIT_TRAFFIC_TIERS"] == ((0, 100), (1000, 300), (10000, 1000))
     assert config.overflow_policy == "direct"
 
 
@@ -22,6 +24,7 @@ def test_environment_fills_what_config_leaves_out(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDIT_KEY_PREFIX", "app2:")
     monkeypatch.setenv("AUDIT_BATCH_TIERS", "0:10,100:20")
     monkeypatch.setenv("AUDIT_DRAIN_INTERVAL_SECONDS", "0.5")
+    monkeypatch.setenv("AUDIT_TRAFFIC_TIERS", "0:100")
     app = Flask("cfg", instance_path=str(tmp_path))
     app.config["AUDIT_KEY_PREFIX"] = "fromconfig:"
     config = load_config(app)
@@ -29,6 +32,7 @@ def test_environment_fills_what_config_leaves_out(tmp_path, monkeypatch):
     assert config.key_prefix == "fromconfig:" and config.queue_key == "fromconfig:queue"
     assert config.batch_tiers == ((0, 10), (100, 20))
     assert config.drain_interval_seconds == 0.5
+    assert config.traffic_tiers == ((0, 100),)
 
 
 @pytest.mark.parametrize(
@@ -160,6 +164,12 @@ TIERS_RULE = "needs pairs of depth >= 0 and size 1..100000"
         ("AUDIT_BATCH_TIERS", [(-1, 5)], f"{TIERS_RULE}, not [(-1, 5)]"),
         ("AUDIT_BATCH_TIERS", [(0, 100_001)], f"{TIERS_RULE}, not [(0, 100001)]"),
         ("AUDIT_BATCH_TIERS", [(0, 1, 2)], f"{TIERS_RULE}, not [(0, 1, 2)]"),
+        ("AUDIT_TRAFFIC_TIERS", "fast", "must look like '0:100,1000:300', not 'fast'"),
+        (
+            "AUDIT_TRAFFIC_TIERS",
+            "0:100,-5:300",
+            "needs pairs of events a minute >= 0 and size 1..100000, not '0:100,-5:300'",
+        ),
         ("AUDIT_REDACT_KEYS", 5, "must be a comma-separated list of names, not 5"),
         ("AUDIT_MAX_QUEUE_LENGTH", True, "must be a whole number, not True"),
         ("AUDIT_MAX_QUEUE_LENGTH", 1.5, "must be a whole number, not 1.5"),

@@ -44,6 +44,46 @@ def test_clock_sizes_batches_by_depth_and_bounds_pending_drains(stub):
     assert clock.tick() == 0  # still pending: nothing more is sent
 
 
+def test_clock_sizes_batches_by_the_last_minutes_traffic_too(stub):
+    """A short queue in a busy minute gets the design's traffic size: 300 from 1,000 events
+    stored a minute, 1,000 from 10,000."""
+    app, audit, runtime, broker, clock = stub
+    assert clock.elect()
+    with app.app_context():
+        for i in range(50):
+            audit.log("x", user_id=i)
+    assert clock.tick() == 1
+    assert runtime.metrics.snapshot().current_batch_size == 100
+    broker.flush_all()
+    runtime.metrics.incr({"inserted": 1500})
+    assert clock.tick() == 1
+    assert runtime.metrics.snapshot().current_batch_size == 300
+    broker.flush_all()
+    runtime.metrics.incr({"inserted": 9000})
+    assert runtime.metrics.inserts_last_minute() == 10500
+    assert clock.tick() == 1
+    assert runtime.metrics.snapshot().current_batch_size == 1000
+
+
+def test_a_chained_drain_keeps_the_size_the_traffic_gave_it(stub):
+    """A drain of 1,000 over a backlog of 2,600 sends one successor of 1,000 (not the 300 the
+    remaining depth alone would pick): two batches store 2,000 and leave 600 for the clock."""
+    app, audit, runtime, broker, clock = stub
+    with app.app_context():
+        for i in range(2600):
+            audit.log("x", user_id=i)
+    worker = Worker(broker, worker_timeout=50)
+    worker.start()
+    try:
+        clock.actors.drain.send(1000)
+        broker.join(runtime.config.dramatiq_queue)
+        worker.join()
+    finally:
+        worker.stop()
+    snapshot = runtime.metrics.snapshot()
+    assert (snapshot.totals["batches"], snapshot.totals["inserted"], snapshot.queue_length) == (2, 2000, 600)
+
+
 def test_worker_drains_what_the_clock_sends(stub):
     app, audit, runtime, broker, clock = stub
     clock.elect()

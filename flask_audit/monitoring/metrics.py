@@ -102,6 +102,15 @@ class Metrics:
             pipe.expire(bucket, BUCKET_TTL)
             pipe.execute()
 
+    def inserts_last_minute(self) -> int:
+        """Events stored in the last minute (the snapshot's figure), read alone for the clock."""
+        now = time.time()
+        with self.client.pipeline(transaction=False) as pipe:
+            for i in range(MINUTE_BUCKETS):
+                pipe.hget(bucket_key(self.config.key_prefix, now - i * BUCKET_SECONDS), "inserted")
+            counts = pipe.execute()
+        return sum(int(count) for count in counts if count is not None)
+
     def series(self, minutes: int = 60) -> list[dict[str, float]]:
         """Per-minute history, oldest first: inserted, failed, dropped, overflow, batches,
         average batch ms, and the last queue depth and batch size the clock saw that minute."""

@@ -21,7 +21,7 @@ from flask_audit.integrity.seals import latest as latest_seal
 from flask_audit.integrity.verify import Report, verify
 from flask_audit.monitoring.alerts import Alerter, Notice
 from flask_audit.monitoring.health import findings, thresholds_of
-from flask_audit.pipeline.batching import batch_size_for, drains_to_send
+from flask_audit.pipeline.batching import batch_size_for_load, drains_to_send
 from flask_audit.pipeline.brokers import pending_drains
 from flask_audit.pipeline.tasks import AuditActors
 from flask_audit.queue.redis_queue import lua_script
@@ -76,12 +76,14 @@ class Clock:
         return won
 
     def tick(self) -> int:
-        """Read the depth, pick the batch size, send enough drains; returns how many were sent."""
+        """Read the depth and the last minute's traffic, pick the batch size, send enough drains;
+        returns how many were sent."""
         if not self.is_leader:
             return 0
         config = self.runtime.config
         depth = self.runtime.background_queue.depth()
-        size = batch_size_for(depth, config.batch_tiers)
+        per_minute = self.runtime.background_metrics.inserts_last_minute()
+        size = batch_size_for_load(depth, per_minute, config.batch_tiers, config.traffic_tiers)
         self.runtime.background_metrics.record_tick(depth, size)
         pending = pending_drains(self.broker, config.dramatiq_queue)
         count = drains_to_send(depth, size, pending, config.max_pending_drains)

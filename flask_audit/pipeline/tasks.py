@@ -222,7 +222,8 @@ def declare(
         A full batch that leaves a backlog of at least another batch sends one successor message
         as soon as it is claimed, so a deep queue is drained at the workers' pace rather than the
         clock's, with the next claim overlapping this write. Each message sends at most one
-        successor, so the number pending never grows past what the clock sent.
+        successor, so the number pending never grows past what the clock sent. The successor is
+        at least this batch's size: the clock may have sized it by the traffic, not the depth.
 
         A message that fails is retried, so it is still pending: had it sent a successor, each
         failed attempt would add one. Successors are therefore sent only while this process's
@@ -231,7 +232,7 @@ def declare(
 
         def chain(batch: Batch) -> None:
             if last_write.ok and len(batch.entries) == batch_size and batch.remaining >= batch_size:
-                actor.send(batch_size_for(batch.remaining, config.batch_tiers))
+                actor.send(max(batch_size, batch_size_for(batch.remaining, config.batch_tiers)))
 
         try:
             result = Drainer(runtime.background_queue, runtime.store).drain_once(
