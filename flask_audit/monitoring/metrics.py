@@ -102,12 +102,15 @@ class Metrics:
             pipe.expire(bucket, BUCKET_TTL)
             pipe.execute()
 
+    def _minute_buckets(self, now: float) -> list[str]:
+        """The buckets the "last minute" figures sum, newest first."""
+        return [bucket_key(self.config.key_prefix, now - i * BUCKET_SECONDS) for i in range(MINUTE_BUCKETS)]
+
     def inserts_last_minute(self) -> int:
         """Events stored in the last minute (the snapshot's figure), read alone for the clock."""
-        now = time.time()
         with self.client.pipeline(transaction=False) as pipe:
-            for i in range(MINUTE_BUCKETS):
-                pipe.hget(bucket_key(self.config.key_prefix, now - i * BUCKET_SECONDS), "inserted")
+            for key in self._minute_buckets(time.time()):
+                pipe.hget(key, "inserted")
             counts = pipe.execute()
         return sum(int(count) for count in counts if count is not None)
 
@@ -169,9 +172,7 @@ class Metrics:
     def snapshot(self) -> Snapshot:
         """Every number the monitoring needs, in one round trip."""
         now = time.time()
-        buckets = [
-            bucket_key(self.config.key_prefix, now - i * BUCKET_SECONDS) for i in range(MINUTE_BUCKETS)
-        ]
+        buckets = self._minute_buckets(now)
         with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.totals_key)
             pipe.llen(self.config.queue_key)
