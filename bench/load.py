@@ -73,6 +73,31 @@ MODES = (
 )
 
 
+def create_database(kind: str) -> tuple[str, str]:
+    """A new, empty PostgreSQL database for one run: its name and URL (``drop_database`` after)."""
+    db = f"{kind}_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(PG_ADMIN)
+    admin.autocommit = True
+    try:
+        admin.cursor().execute(f'CREATE DATABASE "{db}"')
+    finally:
+        admin.close()
+    return db, PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+
+
+def drop_database(db: str) -> None:
+    """Drop a run's database, closing whatever connections it still has."""
+    admin = psycopg2.connect(PG_ADMIN)
+    admin.autocommit = True
+    try:
+        admin.cursor().execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,)
+        )
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}"')
+    finally:
+        admin.close()
+
+
 def push_calls(url: str) -> int:
     """Pushes the Redis at ``url`` has run so far (EVALSHA calls: each push is one; a drain's
     claim and settle are two more per batch, a few per thousand events)."""
@@ -195,11 +220,7 @@ def run_mode(
     """One run of one mode: the stack started, wrk, the ledger checked, everything stopped.
     With ``package`` (another revision's ``flask_audit``), every process runs from its directory,
     so that its package comes first on the path; this tree's root, on PYTHONPATH, gives the app."""
-    db = f"audit_load_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(PG_ADMIN)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{db}"')
-    url_db = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    db, url_db = create_database("audit_load")
     prefix = f"load-{uuid.uuid4().hex[:8]}:"
     env = {
         **os.environ,
@@ -312,11 +333,7 @@ def run_mode(
     finally:
         for proc in procs:
             proc.stop()
-        admin.cursor().execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,)
-        )
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}"')
-        admin.close()
+        drop_database(db)
     profiles = {proc.name: logs / f"{db}-{proc.name}.txt" for proc in procs}
     return {
         "spots": {name: hot_spots(path) for name, path in profiles.items() if path.exists()},

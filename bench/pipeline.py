@@ -24,13 +24,12 @@ import uuid
 from pathlib import Path
 from statistics import median
 
-import psycopg2
 import redis
 from flask import Flask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.load import PG_ADMIN, REDIS_URL, cpu_by_group, process_cpu
+from bench.load import REDIS_URL, cpu_by_group, create_database, drop_database, process_cpu
 from flask_audit import FlaskAudit
 from tests.processes import Process, python, wait_for
 
@@ -64,11 +63,7 @@ def feed(audit: FlaskAudit, app: Flask, rate: int, duration: float) -> int:
 def run(label: str, extra: dict[str, str], rate: int, duration: float, logs: Path) -> dict:
     """One setting, once: a database and keyspace of its own, worker and clock started and
     stopped by PID."""
-    db = f"audit_pipeline_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(PG_ADMIN)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{db}"')
-    url_db = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    db, url_db = create_database("audit_pipeline")
     prefix = f"pipeline-{uuid.uuid4().hex[:8]}:"
     options = {
         "AUDIT_REDIS_URL": REDIS_URL,
@@ -114,11 +109,7 @@ def run(label: str, extra: dict[str, str], rate: int, duration: float, logs: Pat
         for proc in procs:
             proc.stop()
         store.close()
-        admin.cursor().execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,)
-        )
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}"')
-        admin.close()
+        drop_database(db)
         keys = list(client.scan_iter(match=prefix + "*", count=1000))
         if keys:
             client.delete(*keys)
