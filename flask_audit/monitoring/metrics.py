@@ -112,7 +112,7 @@ class Metrics:
             for key in self._minute_buckets(time.time()):
                 pipe.hget(key, "inserted")
             counts = pipe.execute()
-        return sum(int(count) for count in counts if count is not None)
+        return int(sum(float(count) for count in counts if count is not None))
 
     def series(self, minutes: int = 60) -> list[dict[str, float]]:
         """Per-minute history, oldest first: inserted, failed, dropped, overflow, batches,
