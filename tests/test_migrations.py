@@ -106,12 +106,12 @@ def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, ol
     app, audit = app_on(make_app, fake_redis, *old_database)
     runner = app.test_cli_runner()
     before = runner.invoke(args=["audit", "migrate", "--status"]).output
-    assert "0 applied, 6 pending" in before and "0002  pending" in before and "0006  pending" in before
+    assert "0 applied, 7 pending" in before and "0002  pending" in before and "0007  pending" in before
     result = runner.invoke(args=["audit", "migrate"])
     assert result.exit_code == 0, result.output
-    assert all(f"applied 000{n}" in result.output for n in (1, 2, 3, 4, 5, 6))
+    assert all(f"applied 000{n}" in result.output for n in (1, 2, 3, 4, 5, 6, 7))
     after = runner.invoke(args=["audit", "migrate", "--status"]).output
-    assert "6 applied, 0 pending" in after
+    assert "7 applied, 0 pending" in after
     assert "0 migration(s) applied" in runner.invoke(args=["audit", "migrate"]).output  # each once
     store = audit.runtime(app).store
     assert sorted(store.event_ids()) == sorted(AuditEvent.from_entry(raw).event_id for raw in ENTRIES)
@@ -129,6 +129,49 @@ def test_migrate_lists_applies_once_and_keeps_every_row(make_app, fake_redis, ol
             r[0] for r in store.database.execute_sql("SELECT name FROM sqlite_master WHERE type='index'")
         ]
         assert CRITICAL_INDEX in names
+
+
+def table_indexes(store) -> dict[str, str]:
+    """audit_logs's own indexes (a partitioned table's parent: not its partitions'), name ->
+    definition, and on PostgreSQL whether each is valid (a partitioned index is valid once every
+    partition's is attached)."""
+    if not store.is_postgres:
+        rows = store.database.execute_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_logs' AND sql IS NOT NULL"
+        ).fetchall()
+        return {name: sql.replace('"', "") for name, sql in rows}
+    rows = store.database.execute_sql(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END"
+        " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'audit_logs'::regclass"
+    ).fetchall()
+    return dict(rows)
+
+
+def test_migrated_indexes_are_a_fresh_schemas(make_app, fake_redis, old_database, pg_url, sqlite_url):
+    """Migration 7 leaves release 0.1.0's table with the indexes a new install gets: the user,
+    resource and tenant ones partial, the full ones gone, every row still found by them."""
+    url, kind = old_database
+    app, audit = app_on(make_app, fake_redis, url, kind)
+    assert app.test_cli_runner().invoke(args=["audit", "migrate"]).exit_code == 0
+    store = audit.runtime(app).store
+    migrated = table_indexes(store)
+    for predicate in ("user_id IS NOT NULL", "resource_type IS NOT NULL", "tenant_id IS NOT NULL"):
+        assert sum(predicate in definition for definition in migrated.values()) == 1, migrated
+    assert not any("INVALID" in definition for definition in migrated.values()), migrated
+    model = store.model
+    with_user = model.select().where(model.user_id.is_null(False)).count()
+    assert with_user > 0 and model.select().where(model.user_id == "user-1").count() >= 1
+    if kind == "sqlite":
+        fresh_url = sqlite_url.removesuffix(".db") + "-fresh.db"
+    else:
+        store.database.execute_sql("DROP TABLE audit_logs, audit_seals, audit_schema_migrations CASCADE")
+        fresh_url = url
+    fresh_app, fresh_audit = make_app(
+        redis_client=fake_redis,
+        AUDIT_DATABASE_URL=fresh_url,
+        AUDIT_PARTITIONING="monthly" if kind == "partitioned" else None,
+    )
+    assert table_indexes(fresh_audit.runtime(fresh_app).store) == migrated
 
 
 def test_init_db_migrates_an_existing_database(make_app, fake_redis, old_database):

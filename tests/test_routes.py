@@ -183,6 +183,36 @@ def test_the_critical_events_query_reads_the_partial_index(make_app, fake_redis,
     assert len(store.recent(10, category="critical")) == 10
 
 
+@pytest.mark.parametrize(
+    ("field", "index"), [("user_id", "audit_logs_by_user"), ("tenant_id", "audit_logs_by_tenant")]
+)
+def test_a_query_by_an_optional_key_reads_its_partial_index(make_app, fake_redis, pg_url, field, index):
+    """The user and tenant indexes hold only rows with a key (most rows here have none), and the
+    query API's filters, always a value, still read them newest first."""
+    app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url, AUDIT_API_TOKEN="t0ken")
+    store = audit.runtime(app).store
+    store.database.execute_sql(
+        f"INSERT INTO audit_logs (event_id, created_at, event_type, event_category, {field})"
+        " SELECT gen_random_uuid(), now() - make_interval(secs => i), 'x', 'info',"
+        " CASE WHEN mod(i, 100) = 0 THEN 'k' || mod(i, 7) END FROM generate_series(1, 20000) AS i"
+    )
+    store.database.execute_sql("ANALYZE audit_logs")
+    model = store.model
+    column = getattr(model, field)
+    sql, params = model.select().where(column == "k3").order_by(model.created_at.desc()).limit(10).sql()
+    plan = "\n".join(row[0] for row in store.database.execute_sql("EXPLAIN " + sql, params).fetchall())
+    assert index in plan and "Seq Scan" not in plan, plan
+    entries = store.database.execute_sql(
+        "SELECT reltuples FROM pg_class WHERE relname = %s", (index,)
+    ).fetchone()[0]
+    assert entries == 200  # the rows that have a key, not the 20,000
+    api = app.test_client().get(
+        f"/api/v1/audit-logs?{field}=k3&limit=500", headers={"Authorization": "Bearer t0ken"}
+    )
+    assert api.status_code == 200, api.data
+    assert len(api.json["items"]) == 28  # i = 100k with 2k = 3 (mod 7): k = 5, 12, ..., 194
+
+
 def test_an_overflowing_queue_and_a_failed_list_show_in_health_and_status(make_app, any_redis):
     """The two warning findings, as the monitoring route and `flask audit status` report them."""
     client, prefix = any_redis

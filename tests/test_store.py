@@ -6,6 +6,7 @@ import psycopg2
 import pytest
 
 from flask_audit.errors import RejectedError, TransientStoreError
+from flask_audit.events import schema
 from flask_audit.events.event import build_event
 from flask_audit.storage.store import AuditStore
 
@@ -96,9 +97,12 @@ def test_postgres_schema_uses_native_types_and_indexes(pg_url):
     assert types["created_at"] == "timestamp with time zone"
     assert types["event_id"] == "uuid"
     assert "UNIQUE INDEX" in indexes and "(event_id)" in indexes
-    assert "(user_id, created_at)" in indexes
+    assert "(user_id, created_at) WHERE (user_id IS NOT NULL)" in indexes
     assert "(event_type, created_at)" in indexes
-    assert "(resource_type, resource_id)" in indexes
+    assert "(resource_type, resource_id) WHERE (resource_type IS NOT NULL)" in indexes
+    assert "(tenant_id, created_at) WHERE (tenant_id IS NOT NULL)" in indexes
+    # one index per declared one (and the primary key, event_id's and the critical rows')
+    assert indexes.count("CREATE ") == len(schema.INDEXES) + 3
 
 
 def test_unreachable_database_is_transient(tmp_path):

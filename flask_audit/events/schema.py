@@ -77,12 +77,15 @@ MAX_LENGTHS: dict[str, int] = {f.name: f.max_length for f in FIELDS if f.max_len
 #: equality filters of the query API and the export, in declaration order
 FILTERS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.filter)
 
-#: the table's secondary indexes: (name suffix, columns). Each costs the drain about a tenth of its
-#: speed, so request_id, a needle looked up together with a time range, has none.
-INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("user_id_created_at", ("user_id", "created_at")),
-    ("event_type_created_at", ("event_type", "created_at")),
-    ("resource", ("resource_type", "resource_id")),
-    ("created_at", ("created_at",)),
-    ("tenant_id_created_at", ("tenant_id", "created_at")),
+#: the table's secondary indexes: (name suffix, columns, predicate or None). Each costs the drain
+#: about a tenth of its speed, so request_id, a needle looked up together with a time range, has
+#: none. An index looked up by an optional key holds only the rows that have one: the query API
+#: filters by equality with a value, never by NULL, and most apps leave the tenant (and many
+#: events the user) empty, whose entries the drain would otherwise maintain for nothing.
+INDEXES: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
+    ("by_user", ("user_id", "created_at"), "user_id IS NOT NULL"),
+    ("event_type_created_at", ("event_type", "created_at"), None),
+    ("by_resource", ("resource_type", "resource_id"), "resource_type IS NOT NULL"),
+    ("created_at", ("created_at",), None),
+    ("by_tenant", ("tenant_id", "created_at"), "tenant_id IS NOT NULL"),
 )

@@ -9,6 +9,20 @@ MIGRATIONS_TABLE = "audit_schema_migrations"
 CRITICAL_INDEX = f"{TABLE_NAME}_critical_created_at"
 CRITICAL_INDEX_COLUMNS = "(created_at)"
 CRITICAL_INDEX_WHERE = "event_category = 'critical'"
+
+
+def index_name(suffix: str) -> str:
+    """The name of a declared secondary index (``schema.INDEXES``); Peewee names the unpredicated
+    ones of a plain table ``auditlog_<columns>``, as release 0.1.0 did."""
+    return f"{TABLE_NAME}_{suffix}"
+
+
+def partial_index_sql(suffix: str, columns: tuple[str, ...], where: str) -> str:
+    """CREATE INDEX for a declared index with a predicate (Peewee's Meta cannot say WHERE)."""
+    columns_sql = ", ".join(columns)
+    return f"CREATE INDEX IF NOT EXISTS {index_name(suffix)} ON {TABLE_NAME} ({columns_sql}) WHERE {where}"
+
+
 #: the seals: one row per sealed range of audit_logs (or per retention checkpoint), chained
 SEALS_TABLE = "audit_seals"
 #: the advisory lock inserts share and the sealer takes alone (see flask_audit.integrity.sealer)

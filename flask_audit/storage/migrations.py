@@ -28,6 +28,7 @@ from flask_audit.storage.ddl import (
     CRITICAL_INDEX_WHERE,
     MIGRATIONS_TABLE,
     TABLE_NAME,
+    index_name,
     seals_index_sql,
     seals_table_sql,
     stream_cursors_table_sql,
@@ -78,6 +79,26 @@ def _seal_leaves_lz4(store: AuditStore) -> None:
     store.compress_seal_leaves()
 
 
+#: the indexes migration 7 makes partial: (the new index's suffix in schema.INDEXES, the names the
+#: full one had: Peewee's on a plain table, the declaration's on a partitioned one)
+_NOW_PARTIAL = (
+    ("by_user", ("auditlog_user_id_created_at", f"{TABLE_NAME}_user_id_created_at")),
+    ("by_resource", ("auditlog_resource_type_resource_id", f"{TABLE_NAME}_resource")),
+    ("by_tenant", ("auditlog_tenant_id_created_at", f"{TABLE_NAME}_tenant_id_created_at")),
+)
+
+
+def _partial_key_indexes(store: AuditStore) -> None:
+    """The user, resource and tenant indexes keep only rows that have the key: each partial index
+    is built (concurrently) before the full one it replaces is dropped, so queries always have one."""
+    declared = {suffix: (columns, where) for suffix, columns, where in schema.INDEXES}
+    for suffix, old_names in _NOW_PARTIAL:
+        columns, where = declared[suffix]
+        create_index(store, index_name(suffix), f"({', '.join(columns)})", where=where)
+        for old in old_names:
+            drop_index(store, old)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit_logs as release 0.1.0 created it", _baseline),
     Migration(2, "partial index on critical rows (the dashboard's latest critical events)", _critical_index),
@@ -85,6 +106,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "outcome and tenant_id, and an index on (tenant_id, created_at)", _outcome_and_tenant),
     Migration(5, "audit_stream_cursors: how far each log stream has delivered", _stream_cursors),
     Migration(6, "new seals' leaves compressed with lz4 where PostgreSQL has it", _seal_leaves_lz4),
+    Migration(7, "user, resource and tenant indexes hold only rows with that key", _partial_key_indexes),
 )
 
 
@@ -154,6 +176,21 @@ def create_index(store: AuditStore, name: str, columns: str, where: str | None =
         ).fetchone()
         if not attached:
             store.database.execute_sql(f"ALTER INDEX {name} ATTACH PARTITION {child}")
+
+
+def drop_index(store: AuditStore, name: str) -> None:
+    """Drop an index if it exists: CONCURRENTLY on a plain PostgreSQL table; a partitioned index
+    (which PostgreSQL cannot drop concurrently) in one brief statement, with its partitions' own."""
+    if not store.is_postgres:
+        store.database.execute_sql(f"DROP INDEX IF EXISTS {name}")
+        return
+    row = store.database.execute_sql(
+        "SELECT c.relkind FROM pg_class c WHERE c.relname = %s AND pg_table_is_visible(c.oid)", (name,)
+    ).fetchone()
+    if row is None:
+        return
+    concurrently = "" if row[0] == "I" else " CONCURRENTLY"  # 'I': a partitioned index
+    store.database.execute_sql(f"DROP INDEX{concurrently} IF EXISTS {name}")
 
 
 def _concurrently(store: AuditStore, name: str, table: str, columns: str, predicate: str) -> None:

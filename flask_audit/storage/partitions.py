@@ -27,8 +27,9 @@ def partitioned_schema() -> str:
     """The partitioned table's DDL, from the field declaration; safe to run again."""
     columns = ",\n    ".join(f.column_sql(postgres=True) for f in schema.FIELDS)
     indexes = "\n".join(
-        f"CREATE INDEX IF NOT EXISTS {TABLE_NAME}_{suffix} ON {TABLE_NAME} ({', '.join(cols)});"
-        for suffix, cols in schema.INDEXES
+        f"CREATE INDEX IF NOT EXISTS {TABLE_NAME}_{suffix} ON {TABLE_NAME} ({', '.join(cols)})"
+        + (f" WHERE {where};" if where else ";")
+        for suffix, cols, where in schema.INDEXES
     )
     return f"""
 CREATE TABLE IF NOT EXISTS {TABLE_NAME} (

@@ -25,6 +25,7 @@ from flask_audit.storage.ddl import (
     SEAL_LEAVES_COMPRESSION_SQL,
     SEAL_LEAVES_LZ4_SQL,
     TABLE_NAME,
+    partial_index_sql,
     seals_index_sql,
     seals_table_sql,
     stream_cursors_table_sql,
@@ -95,9 +96,9 @@ def _peewee_field(f: schema.Field) -> peewee.Field:  # pragma: no mutate block
 def _model() -> type[peewee.Model]:  # pragma: no mutate block
     # The questions people ask: a user over time, an event type over time, a resource, and time
     # ranges (retention, export, newest first); see schema.INDEXES.
-    meta = type(
-        "Meta", (), {"table_name": TABLE_NAME, "indexes": tuple((cols, False) for _, cols in schema.INDEXES)}
-    )
+    # (the partial ones: ``AuditStore.create_schema``, as Peewee's Meta cannot say WHERE)
+    full = tuple((cols, False) for _, cols, where in schema.INDEXES if not where)
+    meta = type("Meta", (), {"table_name": TABLE_NAME, "indexes": full})
     attrs: dict[str, Any] = {"id": peewee.BigAutoField(), "Meta": meta, "__module__": __name__}
     attrs.update({f.name: _peewee_field(f) for f in schema.FIELDS})
     attrs["__doc__"] = "One stored audit event, a column per declared field. Bound per store."
@@ -159,6 +160,9 @@ class AuditStore:
                 create_partitioned_schema(self)
             else:
                 self.database.create_tables([self.model], safe=True)
+                for suffix, columns, where in schema.INDEXES:
+                    if where:
+                        self.database.execute_sql(partial_index_sql(suffix, columns, where))
             self.database.execute_sql(
                 f"CREATE INDEX IF NOT EXISTS {CRITICAL_INDEX} ON {TABLE_NAME} {CRITICAL_INDEX_COLUMNS}"
                 f" WHERE {CRITICAL_INDEX_WHERE}"
