@@ -11,12 +11,16 @@ Without a web server and wrk the figures move far less between rounds than bench
 totals, so a change of a few microseconds per event in the drain shows here. The default
 settings compare the clock's batch sizing by traffic and depth (the default) with the depth
 alone (``AUDIT_TRAFFIC_TIERS=0:100``); ``--setting NAME=K=V`` (repeatable) gives others.
+``--against REV`` runs each setting on revision REV's package as well (``git archive``): its
+``flask audit init-db`` makes the schema and its worker and clock drain, the two trees taking
+turns within every round; the feeder is this tree's (queue entries are versioned alike).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,8 +34,9 @@ from flask import Flask
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.load import REDIS_URL, cpu_by_group, create_database, drop_database, process_cpu
+from bench.revisions import package_of
 from flask_audit import FlaskAudit
-from tests.processes import Process, python, wait_for
+from tests.processes import ROOT, Process, python, wait_for
 
 #: seconds between two pushes of the feeder, as AUDIT_BUFFER_FLUSH_MS's default
 FLUSH_SECONDS = 0.05
@@ -42,9 +47,9 @@ DEFAULT_SETTINGS = {
 }
 
 
-def feed(audit: FlaskAudit, app: Flask, rate: int, duration: float) -> int:
+def feed(audit: FlaskAudit, app: Flask, rate: int, duration: float, users: int = 0) -> int:
     """Queue ``rate`` events a second for ``duration`` seconds, a flush every 50 ms; returns how
-    many were queued."""
+    many were queued. With ``users``, each event has one of that many user ids (else none)."""
     runtime = audit.runtime(app)
     per_flush = max(1, round(rate * FLUSH_SECONDS))
     sent = 0
@@ -52,7 +57,13 @@ def feed(audit: FlaskAudit, app: Flask, rate: int, duration: float) -> int:
     with app.test_request_context("/api/v1/keys", headers={"User-Agent": "bench", "X-User-ID": "42"}):
         while time.monotonic() - start < duration:
             for i in range(per_flush):
-                audit.log("api_key_created", resource_type="api_key", resource_id=str(i), metadata={"n": i})
+                audit.log(
+                    "api_key_created",
+                    user_id=str((sent + i) % users) if users else None,
+                    resource_type="api_key",
+                    resource_id=str(i),
+                    metadata={"n": i},
+                )
             sent += runtime.buffer.flush()
             pause = (sent / rate) - (time.monotonic() - start)
             if pause > 0:
@@ -60,9 +71,18 @@ def feed(audit: FlaskAudit, app: Flask, rate: int, duration: float) -> int:
     return sent
 
 
-def run(label: str, extra: dict[str, str], rate: int, duration: float, logs: Path) -> dict:
+def run(
+    label: str,
+    extra: dict[str, str],
+    rate: int,
+    duration: float,
+    logs: Path,
+    package: Path | None = None,
+    users: int = 0,
+) -> dict:
     """One setting, once: a database and keyspace of its own, worker and clock started and
-    stopped by PID."""
+    stopped by PID. With ``package`` (another revision's ``flask_audit``) the schema, the worker
+    and the clock are that revision's: each runs from its directory, so its package comes first."""
     db, url_db = create_database("audit_pipeline")
     prefix = f"pipeline-{uuid.uuid4().hex[:8]}:"
     options = {
@@ -72,6 +92,9 @@ def run(label: str, extra: dict[str, str], rate: int, duration: float, logs: Pat
         "AUDIT_SPOOL_PATH": str(logs / f"{db}.spool"),
     }
     env = {**os.environ, "FLASK_APP": "bench.load_app:create_app()", **options, **extra}
+    cwd = package or ROOT
+    if package is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     app = Flask(f"pipeline_{db}", instance_path=str(logs / db))
     audit = FlaskAudit(
         app,
@@ -80,15 +103,17 @@ def run(label: str, extra: dict[str, str], rate: int, duration: float, logs: Pat
         AUDIT_BUFFER_FLUSH_MS=3_600_000,  # the feeder flushes, on its own schedule
         AUDIT_BUFFER_MAX_EVENTS=1_000_000,
     )
-    audit.runtime(app).store.create_schema()
+    init = python("-m", "flask", "audit", "init-db")
+    subprocess.run(init, env=env, cwd=cwd, check=True, capture_output=True, timeout=120)
     procs = [
         Process(
             "worker",
             python("-m", "dramatiq", "flask_audit.worker", "--processes", "1", "--threads", "2"),
             env,
             logs,
+            cwd=cwd,
         ),
-        Process("clock", python("-m", "flask", "audit", "scheduler"), env, logs),
+        Process("clock", python("-m", "flask", "audit", "scheduler"), env, logs, cwd=cwd),
     ]
     client = redis.Redis.from_url(REDIS_URL)
     store = audit.runtime(app).store
@@ -101,7 +126,7 @@ def run(label: str, extra: dict[str, str], rate: int, duration: float, logs: Pat
         totals = client.hgetall(prefix + "metrics")
         batches_before = int(totals.get(b"batches", 0))
         before = cpu_by_group(process_cpu())
-        sent = feed(audit, app, rate, duration)
+        sent = feed(audit, app, rate, duration, users)
         wait_for(lambda: store.count() >= stored_before + sent, 120, "every event stored", interval=0.2)
         after = cpu_by_group(process_cpu())
         batches = int(client.hget(prefix + "metrics", "batches") or 0) - batches_before
@@ -128,6 +153,10 @@ def main() -> int:
         default=[],
         help="LABEL=KEY=VALUE[,KEY=VALUE]: an environment for worker and clock (repeatable)",
     )
+    parser.add_argument("--against", metavar="REV", help="run each setting on this revision's package too")
+    parser.add_argument(
+        "--users", type=int, default=0, help="give each event one of N user ids (default: none)"
+    )
     args = parser.parse_args()
     settings = DEFAULT_SETTINGS
     if args.setting:
@@ -135,13 +164,21 @@ def main() -> int:
         for item in args.setting:
             label, _, pairs = item.partition("=")
             settings[label] = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+    # label prefix -> the package to run (None: this tree's); with --against, the two take turns
+    trees: dict[str, Path | None] = {"": None}
+    if args.against:
+        trees = {f"{args.against}: ": package_of(args.against), "this tree: ": None}
     logs = Path(tempfile.mkdtemp(prefix="audit-pipeline-"))
-    results: dict[str, list[dict]] = {label: [] for label in settings}
+    results: dict[str, list[dict]] = {tree + label: [] for label in settings for tree in trees}
     for _ in range(args.rounds):
         for label, extra in settings.items():
-            results[label].append(run(label, extra, args.rate, args.duration, logs))
+            for tree, package in trees.items():
+                results[tree + label].append(
+                    run(label, extra, args.rate, args.duration, logs, package, args.users)
+                )
     print(
-        f"\n{args.rate:,} events/s for {args.duration:g} s, flushed every 50 ms; {args.rounds} rounds, medians"
+        f"\n{args.rate:,} events/s for {args.duration:g} s, flushed every 50 ms,"
+        f" {f'user ids of {args.users:,} users' if args.users else 'no user id'}; {args.rounds} rounds, medians"
         " (lowest-highest); CPU per event, µs, the drain of the last events included\n"
     )
     print("| setting | events per batch | worker | clock | Redis | PostgreSQL | pipeline |")
