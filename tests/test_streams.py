@@ -66,7 +66,10 @@ def test_every_event_arrives_in_order_while_the_endpoint_fails_stalls_and_recove
     def write(worker: int) -> None:  # two writers: ids commit out of order, as with two workers
         for round_ in range(40):
             store.insert([build_event("x", user_id=f"{worker}-{round_}-{i}") for i in range(25)])
-            time.sleep(0.01)
+            # spread over the endpoint's eight phases (4.8 s), so that each has events to send: at
+            # 10 ms a round a fast database let the first phase deliver everything, and the
+            # failures never happened
+            time.sleep(0.12)
 
     writers = [threading.Thread(target=write, args=(w,)) for w in range(2)]
     for writer in writers:
