@@ -13,7 +13,8 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from flask_audit.events.event import AuditEvent
+from flask_audit.errors import TransientStoreError
+from flask_audit.events.event import AuditEvent, build_event, decode_entry
 from flask_audit.storage import migrations
 from flask_audit.storage.ddl import CRITICAL_INDEX
 from tests.processes import python
@@ -172,6 +173,21 @@ def test_migrated_indexes_are_a_fresh_schemas(make_app, fake_redis, old_database
         AUDIT_PARTITIONING="monthly" if kind == "partitioned" else None,
     )
     assert table_indexes(fresh_audit.runtime(fresh_app).store) == migrated
+
+
+def test_a_batch_for_a_table_not_migrated_yet_waits_and_lands_after(make_app, fake_redis, old_database):
+    """A worker of this release may drain before `flask audit migrate` has added the columns its
+    rows have (outcome, tenant_id): the database is not ready, the batch is not poison. Filed as
+    failed, every event of the batch would have left the queue for the failed list."""
+    app, audit = app_on(make_app, fake_redis, *old_database)
+    store = audit.runtime(app).store
+    rows = [decode_entry(build_event("x", user_id=str(i), tenant_id="t").to_entry()) for i in range(3)]
+    with pytest.raises(TransientStoreError):
+        store.write_batch(rows)
+    assert app.test_cli_runner().invoke(args=["audit", "migrate"]).exit_code == 0
+    assert store.write_batch(rows)[0] == 3
+    model = store.model
+    assert model.select().where(model.tenant_id == "t").count() == 3
 
 
 def test_init_db_migrates_an_existing_database(make_app, fake_redis, old_database):

@@ -33,8 +33,10 @@ from flask_audit.storage.ddl import (
 from flask_audit.storage.partitions import create_partitioned_schema
 from flask_audit.storage.pgcopy import copy_insert
 
-#: PostgreSQL SQLSTATEs that say "the database is not ready", not "this row is bad"
-TRANSIENT_PGCODES = {"42P01", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
+#: PostgreSQL SQLSTATEs that say "the database is not ready", not "this row is bad": among them a
+#: missing table (42P01) and a missing column (42703: a worker of this release draining into a
+#: table that ``flask audit migrate`` has not brought up to date yet; no row can cause it)
+TRANSIENT_PGCODES = {"42P01", "42703", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
 
 
 class JSONField(peewee.Field):
