@@ -207,6 +207,29 @@ def unix_redis(logs: Path) -> Iterator[str]:
         server.stop()
 
 
+def on_tree(env: dict[str, str], package: Path | None) -> Path:
+    """Where to start a process so that ``package`` (another revision's ``flask_audit``) comes
+    first on its path, this tree's root on PYTHONPATH giving the app; this tree's root for None."""
+    if package is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return package or ROOT
+
+
+def init_db(env: dict[str, str], cwd: Path) -> None:
+    """``flask audit init-db`` of the tree in ``cwd``, on the database ``env`` names."""
+    init = python("-m", "flask", "audit", "init-db")
+    subprocess.run(init, env=env, cwd=cwd, check=True, capture_output=True, timeout=120)
+
+
+def drain_processes(env: dict[str, str], logs: Path, cwd: Path) -> list[Process]:
+    """The real worker (1 process x 2 threads) and clock of the tree in ``cwd``, started."""
+    worker = python("-m", "dramatiq", "flask_audit.worker", "--processes", "1", "--threads", "2")
+    return [
+        Process("worker", worker, env, logs, cwd=cwd),
+        Process("clock", python("-m", "flask", "audit", "scheduler"), env, logs, cwd=cwd),
+    ]
+
+
 def run_mode(
     label: str,
     route: str,
@@ -231,18 +254,9 @@ def run_mode(
         "AUDIT_SPOOL_PATH": str(logs / f"{db}.spool"),
         **extra,
     }
-    cwd = package or ROOT
-    if package is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    cwd = on_tree(env, package)
     redis_url = env["AUDIT_REDIS_URL"]
-    subprocess.run(
-        python("-m", "flask", "audit", "init-db"),
-        env=env,
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    init_db(env, cwd)
     sock = listening_socket()
     port = sock.getsockname()[1]
     procs = [
@@ -254,14 +268,7 @@ def run_mode(
             pass_fds=(sock.fileno(),),
             cwd=cwd,
         ),
-        Process(
-            "worker",
-            python("-m", "dramatiq", "flask_audit.worker", "--processes", "1", "--threads", "2"),
-            env,
-            logs,
-            cwd=cwd,
-        ),
-        Process("clock", python("-m", "flask", "audit", "scheduler"), env, logs, cwd=cwd),
+        *drain_processes(env, logs, cwd),
     ]
     sock.close()
     base = f"http://127.0.0.1:{port}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,10 +32,19 @@ from flask import Flask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.load import REDIS_URL, cpu_by_group, create_database, drop_database, process_cpu
+from bench.load import (
+    REDIS_URL,
+    cpu_by_group,
+    create_database,
+    drain_processes,
+    drop_database,
+    init_db,
+    on_tree,
+    process_cpu,
+)
 from bench.revisions import package_of
 from flask_audit import FlaskAudit
-from tests.processes import ROOT, Process, python, wait_for
+from tests.processes import wait_for
 
 #: seconds between two pushes of the feeder, as AUDIT_BUFFER_FLUSH_MS's default
 FLUSH_SECONDS = 0.05
@@ -92,9 +100,7 @@ def run(
         "AUDIT_SPOOL_PATH": str(logs / f"{db}.spool"),
     }
     env = {**os.environ, "FLASK_APP": "bench.load_app:create_app()", **options, **extra}
-    cwd = package or ROOT
-    if package is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    cwd = on_tree(env, package)
     app = Flask(f"pipeline_{db}", instance_path=str(logs / db))
     audit = FlaskAudit(
         app,
@@ -103,18 +109,8 @@ def run(
         AUDIT_BUFFER_FLUSH_MS=3_600_000,  # the feeder flushes, on its own schedule
         AUDIT_BUFFER_MAX_EVENTS=1_000_000,
     )
-    init = python("-m", "flask", "audit", "init-db")
-    subprocess.run(init, env=env, cwd=cwd, check=True, capture_output=True, timeout=120)
-    procs = [
-        Process(
-            "worker",
-            python("-m", "dramatiq", "flask_audit.worker", "--processes", "1", "--threads", "2"),
-            env,
-            logs,
-            cwd=cwd,
-        ),
-        Process("clock", python("-m", "flask", "audit", "scheduler"), env, logs, cwd=cwd),
-    ]
+    init_db(env, cwd)
+    procs = drain_processes(env, logs, cwd)
     client = redis.Redis.from_url(REDIS_URL)
     store = audit.runtime(app).store
     try:
