@@ -33,7 +33,12 @@ from flask_audit.storage.ddl import (
     seals_table_sql,
     stream_cursors_table_sql,
 )
-from flask_audit.storage.partitions import DEFAULT_PARTITION, existing_partitions, is_partitioned
+from flask_audit.storage.partitions import (
+    DEFAULT_PARTITION,
+    existing_partitions,
+    is_partitioned,
+    relation_kind,
+)
 from flask_audit.storage.store import AuditStore
 
 #: the key of the PostgreSQL advisory lock that serialises migrations
@@ -184,12 +189,10 @@ def drop_index(store: AuditStore, name: str) -> None:
     if not store.is_postgres:
         store.database.execute_sql(f"DROP INDEX IF EXISTS {name}")
         return
-    row = store.database.execute_sql(
-        "SELECT c.relkind FROM pg_class c WHERE c.relname = %s AND pg_table_is_visible(c.oid)", (name,)
-    ).fetchone()
-    if row is None:
+    kind = relation_kind(store, name)
+    if kind is None:
         return
-    concurrently = "" if row[0] == "I" else " CONCURRENTLY"  # 'I': a partitioned index
+    concurrently = "" if kind == "I" else " CONCURRENTLY"  # 'I': a partitioned index
     store.database.execute_sql(f"DROP INDEX{concurrently} IF EXISTS {name}")
 
 

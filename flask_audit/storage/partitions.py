@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from flask_audit.events import schema
-from flask_audit.storage.ddl import TABLE_NAME
+from flask_audit.storage.ddl import TABLE_NAME, index_name
 
 if TYPE_CHECKING:  # the store calls into this module, never the other way round at run time
     from flask_audit.storage.store import AuditStore
@@ -27,7 +27,7 @@ def partitioned_schema() -> str:
     """The partitioned table's DDL, from the field declaration; safe to run again."""
     columns = ",\n    ".join(f.column_sql(postgres=True) for f in schema.FIELDS)
     indexes = "\n".join(
-        f"CREATE INDEX IF NOT EXISTS {TABLE_NAME}_{suffix} ON {TABLE_NAME} ({', '.join(cols)})"
+        f"CREATE INDEX IF NOT EXISTS {index_name(suffix)} ON {TABLE_NAME} ({', '.join(cols)})"
         + (f" WHERE {where};" if where else ";")
         for suffix, cols, where in schema.INDEXES
     )
@@ -52,12 +52,17 @@ def partition_name(start: datetime) -> str:
     return f"{TABLE_NAME}_p{start.year:04d}{start.month:02d}"
 
 
+def relation_kind(store: AuditStore, name: str) -> str | None:
+    """PostgreSQL's kind of the relation ``name`` on the search path ('r' table, 'p' partitioned
+    table, 'i' index, 'I' partitioned index), or None when there is none."""
+    row = store.database.execute_sql(
+        "SELECT c.relkind FROM pg_class c WHERE c.relname = %s AND pg_table_is_visible(c.oid)", (name,)
+    ).fetchone()
+    return row[0] if row else None
+
+
 def is_partitioned(store: AuditStore) -> bool:
-    cursor = store.database.execute_sql(
-        "SELECT c.relkind FROM pg_class c WHERE c.relname = %s AND pg_table_is_visible(c.oid)", (TABLE_NAME,)
-    )
-    row = cursor.fetchone()
-    return bool(row) and row[0] == "p"
+    return relation_kind(store, TABLE_NAME) == "p"
 
 
 def create_partitioned_schema(store: AuditStore, now: datetime | None = None) -> None:
