@@ -32,6 +32,36 @@ def test_push_respects_the_cap_and_counts(make_queue):
     assert queue.push([b"c", b"d", b"e"]) == 1
     assert queue.depth() == 3
     assert totals(queue) == {"enqueued": 3}  # "direct": the caller counts overflow after writing
+    assert queue.claim(10).entries == [b"a", b"b", b"c"]  # the newest were taken back, in order
+
+
+def test_an_entry_claimed_before_it_could_be_taken_back_stays_queued(make_queue):
+    """A push past the cap takes its newest entries back in a second call; a drain may claim
+    one in between. That one is on its way to the database: queued, not refused (else the
+    caller would write it through a second time, or count it dropped though it is stored)."""
+    queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=2, AUDIT_OVERFLOW_POLICY="drop")
+    queue.push([b"a"])
+    take_back, claimed = queue._take_back, []
+
+    def drain_first(keys, args):
+        claimed.append(queue.claim(10))  # the whole list, the pushed entries included
+        return take_back(keys=keys, args=args)
+
+    queue._take_back = drain_first
+    assert queue.push([b"b", b"c"]) == 2
+    assert claimed[0].entries == [b"a", b"b", b"c"]
+    assert queue.depth() == 0
+    assert totals(queue) == {"enqueued": 3}  # nothing dropped: every entry is on its way
+
+
+def test_a_push_past_the_cap_works_on_a_server_without_the_scripts(make_queue):
+    """A new master after a failover has no scripts loaded: the push needs none, and taking
+    entries back loads its own."""
+    queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=1, AUDIT_OVERFLOW_POLICY="drop")
+    queue.client.script_flush()
+    assert queue.push([b"a", b"b"]) == 1
+    assert queue.depth() == 1
+    assert totals(queue) == {"enqueued": 1, "dropped": 1}
 
 
 def test_drop_policy_counts_dropped_in_the_same_step(make_queue):
@@ -74,15 +104,15 @@ def test_settle_files_failures_and_records_metrics(make_queue):
 
 
 def test_each_push_counts_in_the_metrics_bucket_of_its_time(make_queue, monkeypatch):
-    """The push's leading arguments are made once per ten-second bucket: a push in the next
-    bucket must count there, not in the one before."""
+    """A push's drops count in the ten-second bucket of the moment it went past the cap: one in
+    the next bucket counts there, not in the one before."""
     from types import SimpleNamespace
 
     import flask_audit.queue.redis_queue as redis_queue
     from flask_audit.monitoring.buckets import bucket_key
 
     queue = make_queue(AUDIT_MAX_QUEUE_LENGTH=1, AUDIT_OVERFLOW_POLICY="drop")
-    moments = iter([1000.0, 1001.0, 1009.9, 1010.0])
+    moments = iter([1000.0, 1009.9, 1010.0])  # read only when a push goes past the cap
     monkeypatch.setattr(redis_queue, "time", SimpleNamespace(time=lambda: next(moments)))
     for entry in (b"kept", b"a", b"b", b"c"):  # the cap keeps the first; the bucket counts drops
         queue.push([entry])
