@@ -28,6 +28,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,7 @@ REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TICKS = os.sysconf("SC_CLK_TCK")
 SYNC = ("--workers", "2")
-#: gunicorn's threaded workers (4 threads each)
+#: gunicorn's threaded workers (4 threads each): two servers of one worker (see ``web_servers``)
 GTHREAD = ("--workers", "2", "--worker-class", "gthread", "--threads", "4")
 #: a mode's AUDIT_REDIS_URL asking for a Redis of its own on a Unix socket, started by the bench
 #: with the shared server's settings (no snapshots, no append-only file)
@@ -231,6 +232,47 @@ def drain_processes(env: dict[str, str], logs: Path, cwd: Path) -> list[Process]
     ]
 
 
+def reuse_port_sockets(count: int) -> list[socket.socket]:
+    """``count`` listening sockets on one free loopback port, with SO_REUSEPORT: the kernel
+    spreads new connections over them by their addresses, whatever the servers' timing."""
+    socks: list[socket.socket] = []
+    port = 0
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port))
+        port = sock.getsockname()[1]
+        sock.listen(128)
+        sock.set_inheritable(True)
+        socks.append(sock)
+    return socks
+
+
+def web_servers(
+    web: tuple[str, ...], env: dict[str, str], logs: Path, cwd: Path
+) -> tuple[int, list[Process]]:
+    """The web tier: one gunicorn with two sync workers, or, for gthread, two gunicorns of one
+    gthread worker each, on sockets sharing a port (``reuse_port_sockets``). Two gthread workers
+    under one gunicorn share one socket, and the one that wakes first accepts every connection
+    wrk opens at once; keep-alive then keeps them there for the whole run (seen here on
+    2026-11-28: one process did all the work in most gthread runs, even after two retries).
+    Returns the port and the processes."""
+    app = "bench.load_app:create_app()"
+    if web == GTHREAD:
+        socks = reuse_port_sockets(2)
+        options = ("--workers", "1", *web[2:])
+    else:
+        socks, options = [listening_socket()], web
+    procs = [
+        Process(f"web{i or ''}", gunicorn(sock, app, *options), env, logs, pass_fds=(sock.fileno(),), cwd=cwd)
+        for i, sock in enumerate(socks)
+    ]
+    port = socks[0].getsockname()[1]
+    for sock in socks:
+        sock.close()
+    return port, procs
+
+
 def run_mode(
     label: str,
     route: str,
@@ -258,20 +300,8 @@ def run_mode(
     cwd = on_tree(env, package)
     redis_url = env["AUDIT_REDIS_URL"]
     init_db(env, cwd)
-    sock = listening_socket()
-    port = sock.getsockname()[1]
-    procs = [
-        Process(
-            "web",
-            gunicorn(sock, "bench.load_app:create_app()", *web),
-            env,
-            logs,
-            pass_fds=(sock.fileno(),),
-            cwd=cwd,
-        ),
-        *drain_processes(env, logs, cwd),
-    ]
-    sock.close()
+    port, procs = web_servers(web, env, logs, cwd)
+    procs += drain_processes(env, logs, cwd)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(
