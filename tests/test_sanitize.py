@@ -195,3 +195,32 @@ def test_a_float_subclass_is_stored_as_a_float_and_its_infinity_by_name():
 def test_the_zone_id_is_dropped_from_the_first_percent_sign(sent, stored):
     event = build_event("x", ip_address=sent)
     assert event.ip_address == stored
+
+
+def test_an_address_seen_before_keeps_every_rule_of_the_first_check():
+    """The request path remembers addresses already in canonical form; a repeat must come out as
+    the full check would give it: other spellings of it normalised, zone ids still dropped and
+    flagged, and what is not an address still refused."""
+    from flask_audit.events import sanitize
+
+    sanitize.CANONICAL_IPS.clear()
+    first = build_event("x", ip_address="2001:db8::7")
+    assert first.ip_address == "2001:db8::7" and "2001:db8::7" in sanitize.CANONICAL_IPS
+    again = build_event("x", ip_address="2001:db8::7")
+    assert again.ip_address == "2001:db8::7" and again.metadata is None  # nothing repaired
+    assert build_event("x", ip_address="2001:DB8:0::7").ip_address == "2001:db8::7"
+    zoned = build_event("x", ip_address="2001:db8::7%eth0")
+    assert zoned.ip_address == "2001:db8::7" and zoned.metadata["_sanitized"] == ["ip_address"]
+    assert "2001:DB8:0::7" not in sanitize.CANONICAL_IPS and "2001:db8::7%eth0" not in sanitize.CANONICAL_IPS
+    refused = build_event("x", ip_address="not-an-address")
+    assert refused.ip_address is None and refused.metadata["_sanitized"] == ["ip_address"]
+    assert build_event("x", ip_address=["2001:db8::7"]).ip_address is None  # unhashable: no crash
+
+
+def test_addresses_a_client_varies_cannot_grow_the_remembered_set_past_its_bound():
+    from flask_audit.events import sanitize
+
+    sanitize.CANONICAL_IPS.clear()
+    for i in range(sanitize.MAX_CANONICAL_IPS + 500):
+        build_event("x", ip_address=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
+    assert 0 < len(sanitize.CANONICAL_IPS) <= sanitize.MAX_CANONICAL_IPS

@@ -15,6 +15,7 @@ from flask_audit.errors import AuditValidationError
 from flask_audit.events import schema
 from flask_audit.events.ids import new_event_id
 from flask_audit.events.sanitize import (
+    CANONICAL_IPS,
     REDACTED,
     SANITIZED_KEY,
     MetadataCleaner,
@@ -294,6 +295,8 @@ def _validated_row(
             row[name] = None
         elif type(value) is str and not is_ip and len(value) <= limit and value.isprintable():
             row[name] = value  # the common case, without a call
+        elif is_ip and type(value) is str and value in CANONICAL_IPS:  # as client_ip would keep it
+            row[name] = value
         elif is_ip:
             row[name] = client_ip(value, altered)
         else:
