@@ -295,7 +295,7 @@ def _validated_row(
             row[name] = None
         elif type(value) is str and not is_ip and len(value) <= limit and value.isprintable():
             row[name] = value  # the common case, without a call
-        elif is_ip and type(value) is str and value in CANONICAL_IPS:  # as client_ip would keep it
+        elif is_ip and type(value) is str and value in CANONICAL_IPS:  # a known address, no call
             row[name] = value
         elif is_ip:
             row[name] = client_ip(value, altered)

@@ -96,6 +96,8 @@ MAX_CANONICAL_IPS = 4096
 def normal_ip(text: str) -> str | None:
     """The canonical form of an address without its IPv6 zone id, or None. The zone goes before
     the cache, so that a client varying it cannot churn the cache."""
+    if text in CANONICAL_IPS:
+        return text
     normal = _canonical_ip(text.split("%", 1)[0].strip())
     if normal == text:
         if len(CANONICAL_IPS) >= MAX_CANONICAL_IPS:

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Response, request
 
 from flask_audit import safety
-from flask_audit.events.sanitize import CANONICAL_IPS, normal_ip
+from flask_audit.events.sanitize import normal_ip
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: where the request id is cached for the rest of the request
@@ -85,6 +85,4 @@ def fill_from_request(
 def _valid_ip(value: str | None) -> str | None:
     """remote_addr is not always an IP (a Unix socket, a test client): keep it only when it is.
     It is passed on as it came, so that dropping a zone id is recorded on the event."""
-    if type(value) is str and value in CANONICAL_IPS:
-        return value
     return value if value and normal_ip(value) is not None else None
