@@ -140,6 +140,24 @@ def test_awkward_text_survives_the_copy_format(store):
     }
 
 
+def test_an_empty_string_and_null_stay_apart_in_a_batch(store):
+    """COPY writes NULL as \\N and an empty string as nothing; rows of both kinds, and one that
+    needs escapes, in one batch."""
+    events = [
+        build_event("x", description="", user_id=None, resource_id="r"),
+        build_event("x", description=None, user_id="", resource_id="a\tb\\N"),
+        build_event("x", description="\\N", user_id="u", resource_id=None),
+    ]
+    store.insert(events)
+    model = store.model
+    rows = list(model.select().order_by(model.id))
+    assert [(r.description, r.user_id, r.resource_id) for r in rows] == [
+        ("", None, "r"),
+        (None, "", "a\ufffdb\\N"),
+        ("\\N", "u", None),
+    ]
+
+
 def test_a_redelivered_batch_mixed_with_new_events(store):
     first = [build_event("a") for _ in range(3)]
     store.insert(first)

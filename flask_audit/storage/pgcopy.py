@@ -49,9 +49,9 @@ def _compile_cells() -> Any:
             expr = f"_timestamp({expr})"
         elif f.type == "json":
             expr = f"_json({expr})"
-        exprs.append(expr)
+        exprs.append(f"(NUL if (v := {expr}) is None else v)")
     source = f"lambda get: ({', '.join(exprs)},)"
-    return eval(source, {"_timestamp": _timestamp, "_json": _json})
+    return eval(source, {"_timestamp": _timestamp, "_json": _json, "NUL": "\x00"})
 
 
 _cells = _compile_cells()
@@ -63,15 +63,15 @@ def copy_text(rows: Sequence[Mapping[str, Any]]) -> io.StringIO:
     lines = []
     cells_of = _cells
     for row in rows:
-        cells = cells_of(row.get)
-        # NULL is first written as NUL, which no value holds (validation refuses it), so that the
-        # rare line needing escapes (a tab, newline or backslash in a value) is found in one look.
-        line = "\t".join(["\x00" if c is None else c for c in cells])
+        # NULL comes as NUL, which no value holds (validation refuses it), so that the rare line
+        # needing escapes (a tab, newline or backslash in a value) is found in one look, and NULL
+        # is written once for the whole batch below (translate leaves NUL alone).
+        line = "\t".join(cells_of(row.get))
         if line.count("\t") != TABS or "\\" in line or "\n" in line or "\r" in line:
-            line = "\t".join(["\x00" if c is None else c.translate(_ESCAPES) for c in cells])
-        lines.append(line.replace("\x00", "\\N"))
+            line = "\t".join([c.translate(_ESCAPES) for c in cells_of(row.get)])
+        lines.append(line)
     lines.append("")
-    return io.StringIO("\n".join(lines))
+    return io.StringIO("\n".join(lines).replace("\x00", "\\N"))
 
 
 def copy_insert(
