@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -43,8 +44,14 @@ def failure_record(raw: bytes, error: str, attempts: int, event_id: str | None =
 
 def _outcomes(events: list[tuple[bytes, dict[str, Any]]], failures: list[bytes]) -> Counter[str]:
     """How many of the batch's stored events ended in each outcome (rejected ones left out)."""
-    rejected = {orjson.loads(record).get("event_id") for record in failures} if failures else set()
-    return Counter(row["outcome"] for _raw, row in events if row["event_id"] not in rejected)
+    rows: Iterable[dict[str, Any]] = map(_ROW, events)
+    if failures:
+        rejected = {orjson.loads(record).get("event_id") for record in failures}
+        rows = (row for row in rows if row["event_id"] not in rejected)
+    return Counter(map(_OUTCOME, rows))  # counted in C: a generator step per row cost more
+
+
+_ROW, _OUTCOME = itemgetter(1), itemgetter("outcome")
 
 
 class Drainer:
