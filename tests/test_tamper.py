@@ -509,6 +509,16 @@ def test_the_compiled_postgresql_form_is_the_generic_one():
         record = (5, 1_700_000_000_123_456, "01a21d0f-0000-7000-8000-000000000001", None, "x", "info", "u")
         record += (None, "rid", "d\\n", metadata, "1.2.3.4", "ua", "req", outcome, tenant)
         assert canonical._canonical_pg(record) == canonical._canonical(record, postgres=True)
+        assert b'"2023-11-14T22:13:20.123456Z"' in canonical._canonical_pg(record).canonical
+    # the second's text is cached: a row of another second, and one before the epoch, get their own
+    for micros, text in [
+        (1_700_000_001_000_001, b"2023-11-14T22:13:21.000001Z"),
+        (-1, b"1969-12-31T23:59:59.999999Z"),
+    ]:
+        record = (6, micros, "01a21d0f-0000-7000-8000-000000000002", None, "x", "info", None)
+        record += (None, None, None, None, None, None, None, "success", None)
+        assert canonical._canonical_pg(record) == canonical._canonical(record, postgres=True)
+        assert b'"' + text + b'"' in canonical._canonical_pg(record).canonical
 
 
 def test_the_clocks_verification_walks_the_latest_seals_and_logs_each_problem(

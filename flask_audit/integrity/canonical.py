@@ -80,17 +80,16 @@ def _pg_columns() -> str:
     return ", ".join(columns)
 
 
-_last_second: list[Any] = [None, ""]
+@functools.lru_cache(maxsize=64)
+def _second_text(second: int) -> str:
+    """The date and time of day of a second since the epoch, UTC, as ``timestamp_text`` writes
+    them; cached, as consecutive rows mostly share their second."""
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _timestamp_of(us: int) -> str:
-    """``timestamp_text`` of a time in microseconds, the date and time of day computed once per
-    second (consecutive rows mostly share it)."""
-    second, fraction = divmod(us, 1_000_000)
-    if _last_second[0] != second:
-        moment = datetime.fromtimestamp(second, timezone.utc)
-        _last_second[:] = [second, moment.strftime("%Y-%m-%dT%H:%M:%S")]
-    return f"{_last_second[1]}.{fraction:06d}Z"
+    """``timestamp_text`` of a time in microseconds since the epoch."""
+    return f"{_second_text(us // 1_000_000)}.{us % 1_000_000:06d}Z"
 
 
 def _sqlite_moment(value: str) -> datetime:
@@ -135,8 +134,8 @@ def _compile_pg() -> Any:
     values = []
     for index, f in enumerate(schema.FIELDS[:BASE_FIELDS]):
         cell = f"r[{index + 2}]"
-        if f.type == "timestamp":
-            cell = "ts(r[1])"
+        if f.type == "timestamp":  # _timestamp_of, written out: no call per row
+            cell = 'f"{second(r[1] // 1000000)}.{r[1] % 1000000:06d}Z"'
         elif f.type == "json":
             cell = f"(None if {cell} is None else loads({cell}))"
         values.append(cell)
@@ -144,11 +143,15 @@ def _compile_pg() -> Any:
     if later:
         present = " or ".join(f"{cell} is not None" for _, cell in later)
         pairs = ", ".join(f"({name!r}, {cell})" for name, cell in later)
-        values.append(f"*(({{k: v for k, v in ({pairs},) if v is not None}},) if ({present}) else ())")
+        general = f"({{k: v for k, v in ({pairs},) if v is not None}},) if ({present}) else ()"
+        # the usual row sets the first later field only (outcome): its object, without a comprehension
+        (first, cell), rest = later[0], later[1:]
+        only_first = " and ".join([f"{cell} is not None", *(f"{other} is None" for _, other in rest)])
+        values.append(f"*(({{{first!r}: {cell}}},) if {only_first} else {general})")
     source = f"lambda r: Row(r[0], r[1], r[2], dumps([{', '.join(values)}], option=SORTED))"
     return eval(
         source,
-        {"Row": CanonicalRow, "ts": _timestamp_of, "loads": _loads, "dumps": _dumps, "SORTED": _SORTED},
+        {"Row": CanonicalRow, "second": _second_text, "loads": _loads, "dumps": _dumps, "SORTED": _SORTED},
     )
 
 
