@@ -29,8 +29,11 @@ class Spool:
         """Entries waiting in the spool (including a replay that was interrupted)."""
         total = 0
         for path in self._files():
-            with open(path, "rb") as fh:
-                total += sum(1 for line in fh if line.strip())
+            try:
+                with open(path, "rb") as fh:
+                    total += sum(1 for line in fh if line.strip())
+            except FileNotFoundError:  # a replay finished with it since it was listed
+                continue
         return total
 
     def replay(self, deliver: Callable[[list[bytes]], None], chunk: int = 500) -> int:
@@ -47,8 +50,11 @@ class Spool:
                 pass  # another process took it first
         delivered = 0
         for path in self._files(replaying_only=True):
-            with open(path, "rb") as fh:
-                lines = [line.rstrip(b"\n") for line in fh if line.strip()]
+            try:
+                with open(path, "rb") as fh:
+                    lines = [line.rstrip(b"\n") for line in fh if line.strip()]
+            except FileNotFoundError:  # another replay delivered it since it was listed
+                continue
             for start in range(0, len(lines), chunk):
                 try:
                     deliver(lines[start : start + chunk])
@@ -56,7 +62,10 @@ class Spool:
                     self._keep(path, lines[start:])
                     raise
                 delivered += len(lines[start : start + chunk])
-            os.remove(path)
+            try:
+                os.remove(path)
+            except FileNotFoundError:  # another replay, delivering it too, removed it first
+                pass
         return delivered
 
     def _keep(self, path: str, lines: list[bytes]) -> None:
