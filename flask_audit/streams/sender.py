@@ -116,9 +116,12 @@ class StreamSender:
             if batch is None:
                 break
             self.send(batch)
+            # counted once the endpoint took them, before the cursor moves: a worker killed in
+            # between re-sends the batch and counts it again (it was delivered twice), rather
+            # than delivering it uncounted
+            self.record({"delivered": batch.count})
             position = cursors.advance(self.store, position, batch.last_id, batch.count)
             delivered += batch.count
-            self.record({"delivered": batch.count})
             if batch.count < self.config.stream_batch_size:
                 watermark = committed_watermark(self.store)  # caught up to it: look again
         return delivered
