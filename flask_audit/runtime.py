@@ -119,6 +119,13 @@ class AuditRuntime:
         return WritePath(self)
 
     @cached_property
+    def submit(self) -> Callable[[bytes], None]:
+        """``audit.log``'s hand-off of one entry: into the buffer (AUDIT_BUFFERED), else
+        ``WritePath.submit``. Chosen once, as the mode does not change: the request path is
+        spared a call and the configuration look-up per event."""
+        return self.buffer.add if self.config.buffered else self.write_path.submit
+
+    @cached_property
     def buffer(self) -> EventBuffer:
         return EventBuffer(
             self.write_path.push_entries, self.config.buffer_flush_ms / 1000, self.config.buffer_max_events
