@@ -94,6 +94,32 @@ def test_every_event_arrives_in_order_while_the_endpoint_fails_stalls_and_recove
     assert position.last_id == stored[-1] and position.delivered >= 2000
 
 
+def test_a_batch_the_endpoint_took_is_counted_even_when_the_cursor_never_moves(
+    streamed, endpoint, monkeypatch
+):
+    """The worker may die between the POST and the cursor's move (the stream worker's test kills
+    it): the delivered counter has the batch already, and the successor's re-send counts again."""
+    app, audit, runtime = streamed()
+    runtime.store.insert([build_event("x", user_id=str(i)) for i in range(30)])
+    recorded: list[dict] = []
+    sender = StreamSender(runtime.store, runtime.config, record=recorded.append)
+
+    def killed(*args, **kwargs):
+        raise SystemExit("killed before the cursor moved")
+
+    monkeypatch.setattr(cursors, "advance", killed)
+    with pytest.raises(SystemExit):
+        sender.deliver(time.monotonic() + 30)
+    assert len(endpoint.accepted) == 1 and recorded == [{"delivered": 30}]
+    monkeypatch.undo()
+    assert (
+        StreamSender(runtime.store, runtime.config, record=recorded.append).deliver(time.monotonic() + 30)
+        == 30
+    )
+    assert recorded == [{"delivered": 30}, {"delivered": 30}]  # the re-send was a delivery too
+    assert len(endpoint.lines()) == 60
+
+
 def test_the_cursor_lives_in_the_database_so_a_new_sender_goes_on_from_it(streamed, endpoint):
     app, audit, runtime = streamed()
     runtime.store.insert([build_event("x", user_id=str(i)) for i in range(120)])
