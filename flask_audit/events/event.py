@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from flask_audit.errors import AuditValidationError
-from flask_audit.events import schema
+from flask_audit.events import line, schema
 from flask_audit.events.ids import new_event_id
 from flask_audit.events.sanitize import (
     CANONICAL_IPS,
@@ -30,8 +30,12 @@ __all__ = ["REDACTED", "SANITIZED_KEY", "AuditEvent", "build_event", "decode_ent
 CATEGORIES = ("info", "warning", "critical")
 #: how the action ended: done, attempted and failed, or refused to the caller
 OUTCOMES = ("success", "failure", "denied")
-#: version of the queue entry format; a worker refuses entries of a newer version
-ENTRY_VERSION = 1
+#: version of the queue entry format; a worker refuses entries of a newer version. Version 1 is
+#: a JSON object (still read: entries of older releases, database triggers, hand-made ones),
+#: version 2 one line of COPY text (``flask_audit.events.line``)
+ENTRY_VERSION = line.VERSION
+#: the last version written as JSON
+JSON_ENTRY_VERSION = 1
 EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]+")
 #: the event's fields in column order, from the declaration
 FIELDS = schema.NAMES
@@ -65,7 +69,7 @@ class _EventMethods:
         return dict(zip(FIELDS, _row_values(self), strict=True))
 
     def to_entry(self) -> bytes:
-        """The versioned JSON object pushed onto the queue, as made when the event was built."""
+        """The versioned entry pushed onto the queue, as made when the event was built."""
         if self.entry is None:
             self.entry = _entry(self.to_row())
         return self.entry
@@ -97,18 +101,19 @@ def decode_entry(raw: bytes | str) -> dict[str, Any]:
     the producer wrote. Raises ``AuditValidationError`` for anything that is not an entry.
 
     The producer validated the event under its own configuration; this checks the shape and the
-    types, so that a bad entry is filed as failed instead of reaching the database. It is the
-    drain's hottest function, hence the plain type checks.
+    types, so that a bad entry is filed as failed instead of reaching the database. A version-2
+    line and a version-1 JSON object pass the same checks. On PostgreSQL the drain takes a batch
+    of lines without it (``line.checked_batch``) and comes here only when that refuses the batch.
     """
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise AuditValidationError("entry", f"is not valid JSON ({exc})") from None
-    if type(data) is not dict:
-        raise AuditValidationError("entry", "must be a JSON object")
-    version = data.pop("v", None)
-    if type(version) is not int or version > ENTRY_VERSION:
-        raise AuditValidationError("v", f"entry version {version!r} is not understood")
+    if type(raw) is str:
+        raw = raw.encode()
+    if raw[:2] == line.MARKER:
+        data = line.parse(raw)
+    else:
+        announced = line.version_of(raw)
+        if announced is not None:
+            raise AuditValidationError("v", f"entry version {announced!r} is not understood")
+        data = _json_entry(raw)
     if not data.keys() <= FIELD_SET:
         raise AuditValidationError(sorted(set(data) - FIELD_SET)[0], "is not an audit event field")
     created_at = data.get("created_at")
@@ -144,6 +149,20 @@ def decode_entry(raw: bytes | str) -> dict[str, Any]:
     metadata = data.get("metadata")
     if metadata is not None and type(metadata) is not dict:
         raise AuditValidationError("metadata", "must be a JSON object (a dict)")
+    return data
+
+
+def _json_entry(raw: bytes) -> dict[str, Any]:
+    """The fields of a version-1 entry (a JSON object), its version checked and taken off."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise AuditValidationError("entry", f"is not valid JSON ({exc})") from None
+    if type(data) is not dict:
+        raise AuditValidationError("entry", "must be a JSON object")
+    version = data.pop("v", None)
+    if type(version) is not int or version > JSON_ENTRY_VERSION:
+        raise AuditValidationError("v", f"entry version {version!r} is not understood")
     return data
 
 
@@ -253,9 +272,9 @@ def entry_from_fields(
     """``event_from_fields`` for ``audit.log``, which needs only the event's id and its queue
     entry: (event_id, entry), without the ``AuditEvent`` (a twelfth of the call)."""
     row, metadata_json = _validated_row(
-        event_type, event_category, outcome, fields, max_metadata_bytes, redact_keys, None, None
+        event_type, event_category, outcome, fields, max_metadata_bytes, redact_keys, None, None, line.NUL
     )
-    return row["event_id"], _entry(row, metadata_json)
+    return row["event_id"], line.encode_nul(row, metadata_json)
 
 
 def _validated_row(
@@ -267,8 +286,10 @@ def _validated_row(
     redact_keys: tuple[str, ...],
     event_id: str | None,
     created_at: datetime | None,
+    null: Any = None,
 ) -> tuple[dict[str, Any], bytes | None]:
-    """The checked and cleaned row of an event, and its metadata as JSON (None without)."""
+    """The checked and cleaned row of an event (``null`` where a field is NULL), and its
+    metadata as JSON (None without)."""
     check_event_type(event_type)
     if event_category not in CATEGORIES:
         raise AuditValidationError("event_category", "must be one of info, warning, critical")
@@ -292,21 +313,25 @@ def _validated_row(
     for name, limit, multiline, is_ip in _CLIENT_SPECS:
         value = get(name)
         if value is None:
-            row[name] = None
+            row[name] = null
         elif type(value) is str and not is_ip and len(value) <= limit and value.isprintable():
             row[name] = value  # the common case, without a call
         elif is_ip and type(value) is str and value in CANONICAL_IPS:  # a known address, no call
             row[name] = value
-        elif is_ip:
-            row[name] = client_ip(value, altered)
-        else:
-            row[name] = client_text(name, value, limit, altered, multiline=multiline)
+        else:  # a repair, which may leave nothing
+            repaired = (
+                client_ip(value, altered)
+                if is_ip
+                else client_text(name, value, limit, altered, multiline=multiline)
+            )
+            row[name] = null if repaired is None else repaired
     metadata = get("metadata")
     if metadata is None and not altered:  # the common case: nothing to clean or to note
-        row["metadata"] = metadata_json = None
+        row["metadata"], metadata_json = null, None
     else:
         cleaned = _clean_metadata(metadata, redact_keys, altered)
-        row["metadata"], metadata_json = _encode_metadata(cleaned, altered, max_metadata_bytes)
+        cleaned, metadata_json = _encode_metadata(cleaned, altered, max_metadata_bytes)
+        row["metadata"] = null if cleaned is None else cleaned
     return row, metadata_json
 
 
@@ -339,9 +364,5 @@ def check_event_type(event_type: Any) -> None:
 
 
 def _entry(row: dict[str, Any], metadata_json: bytes | None = None) -> bytes:
-    """The versioned queue entry of ``row`` (which it changes); metadata already serialised is
-    embedded as it is."""
-    if metadata_json is not None:
-        row["metadata"] = orjson.Fragment(metadata_json)
-    row["v"] = ENTRY_VERSION
-    return _dumps(row)  # created_at: orjson writes RFC 3339, which fromisoformat reads
+    """The versioned queue entry of ``row``; metadata already serialised is embedded as it is."""
+    return line.encode(row, metadata_json)
