@@ -119,6 +119,13 @@ class FlakyStore:
 
     def __init__(self, store, outages):
         self.store, self.outages, self.attempts = store, outages, 0
+        self.is_postgres = store.is_postgres
+
+    def write_lines(self, body, count):
+        self.attempts += 1
+        if self.attempts <= self.outages:
+            raise TransientStoreError("database unavailable: connection refused")
+        return self.store.write_lines(body, count)
 
     def write_batch(self, events):
         self.attempts += 1

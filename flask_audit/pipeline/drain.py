@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from flask_audit.errors import AuditValidationError, RejectedError, TransientStoreError
+from flask_audit.events import line
 from flask_audit.events.event import decode_entry
 from flask_audit.queue.redis_queue import AuditQueue, Batch
 from flask_audit.storage.store import AuditStore
@@ -74,27 +75,23 @@ class Drainer:
         if on_claim is not None:
             on_claim(batch)
         started = time.perf_counter()
-        events: list[tuple[bytes, dict[str, Any]]] = []
         failures: list[bytes] = []
-        for raw in batch.entries:
-            try:
-                events.append((raw, decode_entry(raw)))
-            except AuditValidationError as exc:
-                failures.append(failure_record(raw, str(exc), attempts=1))
-        statements = [0]
         try:
-            inserted = self._insert_isolating(events, failures, attempt=1, statements=statements)
+            stored = self._insert_lines(batch.entries) if self.store.is_postgres else None
+            if stored is None:  # entry by entry: names and files each bad entry
+                stored = self._insert_entries(batch.entries, failures)
         except TransientStoreError:
             self._give_back(batch)
             raise
+        inserted, statements, outcomes = stored
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.queue.settle(
             batch,
             inserted=inserted,
             batch_ms=elapsed_ms,
             failures=failures,
-            statements=statements[0],
-            outcomes=_outcomes(events, failures) if inserted else None,
+            statements=statements,
+            outcomes=outcomes if inserted else None,
         )
         return DrainResult(
             claimed=len(batch.entries), inserted=inserted, failed=len(failures), remaining=batch.remaining
@@ -110,6 +107,33 @@ class Drainer:
             total.claimed += result.claimed
             total.inserted += result.inserted
             total.failed += result.failed
+
+    def _insert_lines(self, entries: list[bytes]) -> tuple[int, int, Counter[str]] | None:
+        """A batch of version-2 lines that pass ``line.checked_batch``, copied as they are:
+        (inserted, statements, outcomes). None when a check or the database refuses the batch
+        (nothing stored), so that it goes entry by entry."""
+        checked = line.checked_batch(entries)
+        if checked is None:
+            return None
+        body, outcomes = checked
+        try:
+            inserted, statements = self.store.write_lines(body, len(entries))
+        except RejectedError:
+            return None
+        return inserted, statements, outcomes
+
+    def _insert_entries(self, entries: list[bytes], failures: list[bytes]) -> tuple[int, int, Counter[str]]:
+        """Decode each entry (filing the bad ones in ``failures``) and insert the rest, isolating
+        what the database refuses: (inserted, statements, outcomes)."""
+        events: list[tuple[bytes, dict[str, Any]]] = []
+        for raw in entries:
+            try:
+                events.append((raw, decode_entry(raw)))
+            except AuditValidationError as exc:
+                failures.append(failure_record(raw, str(exc), attempts=1))
+        statements = [0]
+        inserted = self._insert_isolating(events, failures, attempt=1, statements=statements)
+        return inserted, statements[0], _outcomes(events, failures)
 
     def _insert_isolating(
         self,

@@ -9,8 +9,8 @@ what COPY does here (see the README's performance table).
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any
 
 import orjson
 import peewee
@@ -84,12 +84,34 @@ def copy_insert(
 
     Raises Peewee's errors (the caller translates them), like a query through Peewee would.
     """
+    return copy_source(database, table, lambda: copy_text(rows), conflict)
+
+
+def copy_lines(
+    database: peewee.PostgresqlDatabase, table: str, body: bytes, count: int, conflict: Sequence[str]
+) -> tuple[int, int]:
+    """``copy_insert`` of ``count`` lines of COPY text made elsewhere (version-2 queue entries).
+    Raises ``ValueError`` when COPY took another number of lines than ``count`` (a line of
+    ``\\.`` ends COPY's input early): the transaction is rolled back, nothing half-stored."""
+    return copy_source(database, table, lambda: io.BytesIO(body), conflict, expected=count)
+
+
+def copy_source(
+    database: peewee.PostgresqlDatabase,
+    table: str,
+    source: Callable[[], IO[Any]],
+    conflict: Sequence[str],
+    expected: int | None = None,
+) -> tuple[int, int]:
+    """COPY what ``source`` gives (called again for the second try) into ``table``: straight in,
+    or, when that hits a duplicate event_id, through a staging table and ON CONFLICT DO NOTHING."""
     columns = ", ".join(FIELDS)
     try:
         with database.atomic(), peewee.__exception_wrapper__:
             cursor = database.connection().cursor()
             cursor.execute(_SHARE_INSERT_LOCK)
-            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", copy_text(rows))
+            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", source())
+            _check_count(cursor.rowcount, expected)
             return cursor.rowcount, 1
     except peewee.IntegrityError as exc:
         if getattr(getattr(exc, "orig", None), "pgcode", None) != UNIQUE_VIOLATION:
@@ -102,9 +124,15 @@ def copy_insert(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS)"
             " ON COMMIT DELETE ROWS"
         )
-        cursor.copy_expert(f"COPY {staging} ({columns}) FROM STDIN", copy_text(rows))
+        cursor.copy_expert(f"COPY {staging} ({columns}) FROM STDIN", source())
+        _check_count(cursor.rowcount, expected)
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}"
             f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
         )
         return cursor.rowcount, 2
+
+
+def _check_count(copied: int, expected: int | None) -> None:
+    if expected is not None and copied != expected:
+        raise ValueError(f"COPY took {copied} of {expected} lines")

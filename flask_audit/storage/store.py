@@ -31,7 +31,7 @@ from flask_audit.storage.ddl import (
     stream_cursors_table_sql,
 )
 from flask_audit.storage.partitions import create_partitioned_schema
-from flask_audit.storage.pgcopy import copy_insert
+from flask_audit.storage.pgcopy import copy_insert, copy_lines
 
 #: PostgreSQL SQLSTATEs that say "the database is not ready", not "this row is bad": among them a
 #: missing table (42P01) and a missing column (42703: a worker of this release draining into a
@@ -215,6 +215,13 @@ class AuditStore:
                 .as_rowcount()
             )
             return int(query.execute()), 1
+
+    def write_lines(self, body: bytes, count: int) -> tuple[int, int]:
+        """``write_batch`` of ``count`` rows already in COPY's text format (PostgreSQL only;
+        ``line.checked_batch`` makes them). Raises ``RejectedError`` when the database refuses
+        any of them: then nothing was stored."""
+        with self.translate():
+            return copy_lines(self.database, TABLE_NAME, body, count, [f.name for f in self._conflict_target])
 
     def count(self) -> int:
         with self.translate():
