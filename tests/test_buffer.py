@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from flask_audit.events.event import decode_entry
 from tests.processes import wait_for
 
 
@@ -15,9 +16,8 @@ def test_buffered_events_reach_redis_within_the_flush_interval(make_app, fake_re
         ids = [audit.log("x", user_id=i) for i in range(50)]
     wait_for(lambda: runtime.queue.depth() == 50, 5, "the buffer to be pushed")
     assert runtime.buffer.pending() == 0
-    import orjson
 
-    assert [orjson.loads(e)["event_id"] for e in reversed(fake_redis.lrange("audit:queue", 0, -1))] == ids
+    assert [decode_entry(e)["event_id"] for e in reversed(fake_redis.lrange("audit:queue", 0, -1))] == ids
 
 
 def test_a_full_buffer_flushes_on_the_callers_thread(make_app, fake_redis):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from flask_audit.errors import TransientStoreError
-from flask_audit.events.event import build_event
+from flask_audit.events.event import build_event, decode_entry
 from flask_audit.pipeline.drain import Drainer
 from flask_audit.storage.store import AuditStore
 
@@ -113,7 +113,7 @@ def test_a_poison_entry_is_isolated_by_halving_and_the_work_is_counted(make_app,
     runtime = audit.runtime(app)
     drainer = Drainer(runtime.queue, runtime.store)
     good = [build_event("ok", user_id=i) for i in range(8)]
-    data = json.loads(good[7].to_entry())
+    data = {**decode_entry(good[7].to_entry()), "v": 1}  # a JSON entry
     data["metadata"] = {"k": "\u0000"}
     runtime.queue.push([e.to_entry() for e in good[:7]] + [json.dumps(data).encode(), good[0].to_entry()])
     result = drainer.drain_once(8)
@@ -130,7 +130,7 @@ def test_a_poison_entry_in_the_first_half_is_found_too_and_counted_out(make_app,
     app, audit = make_app(redis_client=fake_redis, AUDIT_DATABASE_URL=pg_url)
     runtime = audit.runtime(app)
     good = [build_event("ok", user_id=i) for i in range(4)]
-    data = json.loads(good[0].to_entry())
+    data = {**decode_entry(good[0].to_entry()), "v": 1}  # a JSON entry
     data["metadata"] = {"k": "\u0000"}
     runtime.queue.push([json.dumps(data).encode()] + [e.to_entry() for e in good[1:]])
     result = Drainer(runtime.queue, runtime.store).drain_once(4)

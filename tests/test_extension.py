@@ -1,19 +1,21 @@
 """FlaskAudit: request capture, log / critical / audited, and the fallbacks of the write path."""
 
-import json
 
 import pytest
 import redis
 from flask import Flask
 
 from flask_audit import AuditValidationError, AuditWriteError, FlaskAudit
+from flask_audit.events.event import decode_entry
 from flask_audit.pipeline.drain import Drainer
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 
 def queued(runtime):
-    return [json.loads(raw) for raw in reversed(runtime.queue.client.lrange(runtime.queue.queue_key, 0, -1))]
+    return [
+        decode_entry(raw) for raw in reversed(runtime.queue.client.lrange(runtime.queue.queue_key, 0, -1))
+    ]
 
 
 def test_request_fields_are_captured_and_request_id_echoed(make_app, fake_redis):
@@ -233,7 +235,7 @@ def test_everything_down_spools_then_replays(make_app, fake_redis, swallowed_err
     assert runtime.write_path.replay_spool() == 3
     assert runtime.spool.pending() == 0
     assert [
-        json.loads(e)["event_id"] for e in reversed(fake_redis.lrange(runtime.config.queue_key, 0, -1))
+        decode_entry(e)["event_id"] for e in reversed(fake_redis.lrange(runtime.config.queue_key, 0, -1))
     ] == ids
 
 
@@ -247,7 +249,7 @@ def test_critical_falls_back_to_the_priority_list_then_raises_only_when_all_fail
     with app.app_context():
         event_id = audit.critical("permanent_ban_applied", user_id="u1")
     runtime = audit.runtime(app)
-    assert json.loads(fake_redis.lindex(runtime.queue.priority_key, 0))["event_id"] == event_id
+    assert decode_entry(fake_redis.lindex(runtime.queue.priority_key, 0))["event_id"] == event_id
 
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the spool's folder should be")

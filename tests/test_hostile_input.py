@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_audit import FlaskAudit
+from flask_audit.events.event import decode_entry
 from flask_audit.pipeline.drain import Drainer
 from flask_audit.queue.failed import FailedList
 
@@ -109,7 +110,7 @@ def test_entries_of_an_older_producer_with_zone_ids_land_and_can_be_requeued(rea
     with app.app_context():
         event_id = audit.log("login")
     (raw,) = runtime.background_redis.lrange(runtime.config.queue_key, 0, -1)
-    entry = json.loads(raw)
+    entry = {**decode_entry(raw), "v": 1}  # as a JSON entry
     entry["ip_address"] = "fe80::1%" + "z" * 100  # as an older release queued it
     runtime.background_redis.delete(runtime.config.queue_key)
     runtime.background_queue.push([json.dumps(entry).encode()])

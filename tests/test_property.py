@@ -8,11 +8,11 @@ import urllib.parse
 import uuid
 from collections import Counter
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from flask_audit.events.event import decode_entry
 from flask_audit.integrity.seals import uuid_bytes, uuids_bytes
 from flask_audit.pipeline.drain import Drainer
 
@@ -86,7 +86,7 @@ def test_any_client_input_is_stored_exactly_once(make_app, real_redis_client, ke
                 direct.runtime(direct_app).config.queue_key, 0, 0
             )
             assert direct.runtime(direct_app).queue.depth() == before + 1
-            accepted.append(orjson.loads(raw)["event_id"])
+            accepted.append(decode_entry(raw)["event_id"])
 
     run()
     buffered.runtime(buffered_app).buffer.flush()
