@@ -28,6 +28,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -544,4 +545,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so that every process the bench started is
+    # stopped by its finally blocks instead of left running to skew the next measurement
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())
