@@ -1,6 +1,5 @@
 """FlaskAudit: request capture, log / critical / audited, and the fallbacks of the write path."""
 
-
 import pytest
 import redis
 from flask import Flask

@@ -68,7 +68,9 @@ def test_when_even_the_spool_refuses_the_event_is_logged_whole(make_app, tmp_pat
     ]
     assert isinstance(swallowed_errors[2][0], OSError)  # the spool's own error, as it happened
     (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert message.startswith("flask_audit: event lost, no store would take it: [b'2\\t") and event_id in message
+    assert (
+        message.startswith("flask_audit: event lost, no store would take it: [b'2\\t") and event_id in message
+    )
 
 
 @pytest.mark.expect_swallowed
