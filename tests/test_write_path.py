@@ -140,6 +140,60 @@ def test_a_buffered_flush_counts_every_entry_it_writes_through_or_spools(
     )
 
 
+def test_two_replays_at_once_deliver_and_count_each_spooled_entry_once(tmp_path):
+    """A replay claims each file it delivers; a second replay meanwhile (another thread here,
+    another process in production) skips it instead of delivering and counting it again."""
+    import threading
+
+    from flask_audit.ingest.spool import Spool
+
+    spool = Spool(str(tmp_path / "spool.jsonl"))
+    for i in range(5):
+        spool.append(b'{"n": %d}' % i)
+    inside, release = threading.Event(), threading.Event()
+    first: list[bytes] = []
+
+    def slow(entries: list[bytes]) -> None:
+        inside.set()
+        assert release.wait(10)
+        first.extend(entries)
+
+    counted: list[int] = []
+    worker = threading.Thread(target=lambda: counted.append(spool.replay(slow)))
+    worker.start()
+    try:
+        assert inside.wait(10)
+        second: list[bytes] = []
+        assert spool.replay(second.extend) == 0 and second == []
+    finally:
+        release.set()
+        worker.join(10)
+    assert counted == [5] and first == [b'{"n": %d}' % i for i in range(5)]
+    assert spool.pending() == 0
+
+
+def test_a_kept_rest_survives_the_next_failed_replay_of_the_same_process(tmp_path):
+    """A failed replay keeps what it did not deliver; the next replay of the same process renames
+    the spool to a name of its own, never onto that rest."""
+    from flask_audit.ingest.spool import Spool
+
+    spool = Spool(str(tmp_path / "spool.jsonl"))
+    spool.append(b"a")
+    spool.append(b"b")
+
+    def refuse(entries: list[bytes]) -> None:
+        raise ConnectionError("still down")
+
+    with pytest.raises(ConnectionError):
+        spool.replay(refuse)
+    spool.append(b"c")
+    with pytest.raises(ConnectionError):
+        spool.replay(refuse)
+    assert spool.pending() == 3
+    delivered: list[bytes] = []
+    assert spool.replay(delivered.extend) == 3 and sorted(delivered) == [b"a", b"b", b"c"]
+
+
 def test_a_spool_file_a_replay_removes_meanwhile_is_neither_counted_nor_an_error(tmp_path, monkeypatch):
     """Counting and replaying list the files, then open them: a replay elsewhere (another thread,
     another process) may finish with one in between. Seen in CI as a FileNotFoundError."""

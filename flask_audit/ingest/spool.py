@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import os
+import time
 from collections.abc import Callable
 
 
@@ -45,28 +46,34 @@ class Spool:
         """
         if os.path.exists(self.path):
             try:
-                os.rename(self.path, f"{self.path}.replay-{os.getpid()}")
+                # a name no other replay has used: a kept rest of an earlier one must not be replaced
+                os.rename(self.path, f"{self.path}.replay-{os.getpid()}-{time.time_ns()}")
             except FileNotFoundError:
                 pass  # another process took it first
         delivered = 0
         for path in self._files(replaying_only=True):
             try:
-                with open(path, "rb") as fh:
-                    lines = [line.rstrip(b"\n") for line in fh if line.strip()]
+                fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:  # another replay delivered it since it was listed
                 continue
-            for start in range(0, len(lines), chunk):
-                try:
-                    deliver(lines[start : start + chunk])
-                except Exception:
-                    self._keep(path, lines[start:])
-                    raise
-                delivered += len(lines[start : start + chunk])
             try:
-                os.remove(path)
-            except FileNotFoundError:  # another replay, delivering it too, removed it first
-                pass
+                if _claimed(fd, path):
+                    delivered += self._deliver_file(fd, path, deliver, chunk)
+            finally:
+                os.close(fd)  # releases the claim, after the file is gone or kept
         return delivered
+
+    def _deliver_file(self, fd: int, path: str, deliver: Callable[[list[bytes]], None], chunk: int) -> int:
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            lines = [line.rstrip(b"\n") for line in fh if line.strip()]
+        for start in range(0, len(lines), chunk):
+            try:
+                deliver(lines[start : start + chunk])
+            except Exception:
+                self._keep(path, lines[start:])
+                raise
+        os.remove(path)
+        return len(lines)
 
     def _keep(self, path: str, lines: list[bytes]) -> None:
         tmp = path + ".tmp"
@@ -82,3 +89,18 @@ class Spool:
         if not replaying_only and os.path.exists(self.path):
             files.append(self.path)
         return files
+
+
+def _claimed(fd: int, path: str) -> bool:
+    """Claim a replay file for this replay: an exclusive lock on it, taken without waiting, and
+    the path still naming the locked file. Two replays (threads or processes) listing the same
+    file would otherwise both deliver it, and both count it. False when another replay holds it,
+    or has delivered and removed (or kept the rest of) it since it was opened."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
