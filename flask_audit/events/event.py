@@ -71,7 +71,7 @@ class _EventMethods:
     def to_entry(self) -> bytes:
         """The versioned entry pushed onto the queue, as made when the event was built."""
         if self.entry is None:
-            self.entry = _entry(self.to_row())
+            self.entry = line.encode(self.to_row(), None)
         return self.entry
 
     @classmethod
@@ -256,7 +256,7 @@ def event_from_fields(
         event_type, event_category, outcome, fields, max_metadata_bytes, redact_keys, event_id, created_at
     )
     event = AuditEvent(**row)
-    event.entry = _entry(row, metadata_json)  # the entry is the row itself
+    event.entry = line.encode(row, metadata_json)  # the entry is the row itself
     return event
 
 
@@ -361,8 +361,3 @@ def check_event_type(event_type: Any) -> None:
         raise AuditValidationError("event_type", "may hold only letters, digits and _ . : -")
     if len(_checked_types) < MAX_CHECKED_TYPES:
         _checked_types.add(event_type)
-
-
-def _entry(row: dict[str, Any], metadata_json: bytes | None = None) -> bytes:
-    """The versioned queue entry of ``row``; metadata already serialised is embedded as it is."""
-    return line.encode(row, metadata_json)

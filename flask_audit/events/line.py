@@ -34,14 +34,15 @@ TABS = len(NAMES)
 #: NULL, until a line is joined: no value holds it (validation refuses it)
 NUL = _NUL = "\x00"
 _dumps = orjson.dumps
-_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+#: COPY text's escapes of a value (the drain's encoder of decoded rows uses them too)
+ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _UNESCAPES = {b"\\\\": b"\\", b"\\n": b"\n", b"\\r": b"\r", b"\\t": b"\t"}
 _ESCAPE = re.compile(rb"\\.?", re.DOTALL)
 _COLUMN = {name: index + 1 for index, name in enumerate(NAMES)}  # cell 0 is the version
 _CATEGORIES = frozenset({b"info", b"warning", b"critical"})
 _OUTCOMES = frozenset({b"success", b"failure", b"denied"})
 _UTC = b"+00:00"
-#: the lengths of created_at as ``datetime.isoformat`` writes it in UTC (without and with µs)
+#: the lengths of created_at in RFC 3339, UTC, as orjson writes it (without and with µs)
 _STAMP_LENGTHS = frozenset({25, 32})
 _LIMITS = schema.MAX_LENGTHS
 
@@ -63,12 +64,12 @@ def encode_nul(row: dict[str, Any], metadata_json: bytes | None) -> bytes:
     again cell by cell."""
     metadata = row["metadata"]
     if metadata is not _NUL:
-        row["metadata"] = (metadata_json or orjson.dumps(metadata)).decode()
+        row["metadata"] = (metadata_json or _dumps(metadata)).decode()
     row["created_at"] = _dumps(row["created_at"])[1:-1].decode()  # RFC 3339, as version 1 wrote it
     cells = _in_column_order(row)
     line = "\t".join(cells)
     if line.count("\t") != TABS - 1 or "\\" in line or "\n" in line or "\r" in line:
-        line = "\t".join([cell.translate(_ESCAPES) for cell in cells])
+        line = "\t".join([cell.translate(ESCAPES) for cell in cells])
     return b"2\t" + line.replace(_NUL, "\\N").encode()
 
 

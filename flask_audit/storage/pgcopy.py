@@ -16,6 +16,7 @@ import orjson
 import peewee
 
 from flask_audit.events import schema
+from flask_audit.events.line import ESCAPES
 from flask_audit.storage.ddl import INSERT_LOCK_KEY
 
 FIELDS = schema.NAMES
@@ -25,7 +26,6 @@ FIELDS = schema.NAMES
 _SHARE_INSERT_LOCK = f"SELECT pg_advisory_xact_lock_shared({INSERT_LOCK_KEY})"
 #: SQLSTATE of a unique violation
 UNIQUE_VIOLATION = "23505"
-_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 #: separators in one line of COPY text
 TABS = len(FIELDS) - 1
 
@@ -68,7 +68,7 @@ def copy_text(rows: Sequence[Mapping[str, Any]]) -> io.StringIO:
         # is written once for the whole batch below (translate leaves NUL alone).
         line = "\t".join(cells_of(row.get))
         if line.count("\t") != TABS or "\\" in line or "\n" in line or "\r" in line:
-            line = "\t".join([c.translate(_ESCAPES) for c in cells_of(row.get)])
+            line = "\t".join([c.translate(ESCAPES) for c in cells_of(row.get)])
         lines.append(line)
     lines.append("")
     return io.StringIO("\n".join(lines).replace("\x00", "\\N"))
