@@ -129,6 +129,27 @@ def process_cpu() -> dict[int, tuple[str, float]]:
     return found
 
 
+def switches_by_group() -> dict[str, int]:
+    """Context switches so far (voluntary and not) of every thread of each part's processes:
+    what a wait for Redis or a lock costs shows here as a count, where CPU time moves with the
+    machine's hour."""
+    groups = dict.fromkeys(("gunicorn", "dramatiq worker", "clock", "redis", "postgresql"), 0)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            name = part_of((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            if name is None:
+                continue
+            for task in (proc / "task").iterdir():
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        groups[name] += int(line.rsplit(None, 1)[1])
+        except (OSError, ValueError):
+            continue
+    return groups
+
+
 def web_cpu_by_pid(processes: dict[int, tuple[str, float]]) -> dict[int, float]:
     """CPU seconds used so far by each gunicorn process."""
     return {pid: used for pid, (cmd, used) in processes.items() if "gunicorn" in cmd}
@@ -341,8 +362,10 @@ def run_mode(
                 for proc in procs
             ]
         cpu_before, processes_before, pushes_before = busy_seconds(), process_cpu(), push_calls(redis_url)
+        switches_before = switches_by_group()
         requests, rate, p50, p99, wrk_cpu = wrk(base + route, duration)
         pushes = push_calls(redis_url) - pushes_before
+        switches = {k: v - switches_before[k] for k, v in switches_by_group().items()}
         web_before = web_cpu_by_pid(processes_before)
         web_used = [v - web_before.get(pid, 0.0) for pid, v in web_cpu_by_pid(process_cpu()).items()]
         # with keep-alive (gthread), wrk's 8 connections stay with the worker that accepted them
@@ -385,6 +408,7 @@ def run_mode(
         "p99": p99,
         "cpu_us": cpu / requests * 1e6,
         "groups": {k: v / requests * 1e6 for k, v in groups.items()},
+        "switches": {k: v / requests for k, v in switches.items()},
         "rows": rows,
         "pushes": pushes,
         "batches": batches,
@@ -447,6 +471,7 @@ def summarise(runs: list[dict], plains: list[dict]) -> dict:
         "rows": sum(r["rows"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
         "groups": {k: median([r["groups"][k] for r in runs]) for k in first["groups"]},
+        "switches": {k: median([r["switches"][k] for r in runs]) for k in first["switches"]},
         "busiest": max(r["busiest"] for r in runs),
         "spots": first["spots"],
     }
@@ -532,6 +557,12 @@ def main() -> int:
             + " | ".join(f"{r['groups'][n]:.0f}" for n in names)
             + f" | {100 * r['busiest']:.0f}% |"
         )
+    names = list(results[0]["switches"])
+    print("\ncontext switches per request, while wrk ran (medians; every thread of each part):\n")
+    print("| mode | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for r in results:
+        print(f"| {r['label']} | " + " | ".join(f"{r['switches'][n]:.2f}" for n in names) + " |")
     for r in results:
         for part, spots in r["spots"].items():
             if not spots:
