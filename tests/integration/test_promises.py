@@ -1,5 +1,6 @@
 """README promises through the path a user takes: the Redis key prefix, the export's filters, the
-failed list's limit, and the nightly retention job run as the scheduler runs it."""
+failed list's limit, the nightly retention job run as the scheduler runs it, and spool replays
+run as processes at once."""
 
 from __future__ import annotations
 
@@ -194,3 +195,51 @@ def test_the_named_lists_the_dramatiq_queue_and_the_api_prefix_are_used(make_app
     assert web.get("/api/v1/audit-logs", headers=headers).status_code == 404
     body = web.get("/internal/audit?user_id=1", headers=headers).json
     assert [row["event_id"] for row in body["items"]] == [ids[1]]
+
+
+def test_replay_spool_processes_skip_a_file_another_replay_holds_and_deliver_the_rest_once(
+    service_env, key_prefix, pg_url, make_app, tmp_path
+):
+    """README, "Redis down for the web process": each replay claims a spool file before it
+    delivers it. Here a replay still holds one file (the test takes its lock, as a stuck
+    replay would), and two ``flask audit replay-spool`` processes run at once: between them
+    they deliver every other entry once, and leave the held file alone until it is free."""
+    import fcntl
+    import os
+    import re
+    import subprocess
+
+    from flask_audit.events.event import decode_entry
+
+    spool = tmp_path / "spool.jsonl"
+    files = {
+        spool: range(0, 150),
+        tmp_path / "spool.jsonl.replay-1-1": range(150, 300),
+        tmp_path / "spool.jsonl.replay-2-2": range(300, 450),
+    }
+    for path, users in files.items():
+        path.write_bytes(b"".join(build_event("spooled", user_id=str(u)).to_entry() + b"\n" for u in users))
+    held = tmp_path / "spool.jsonl.replay-2-2"
+    env = {**service_env, "AUDIT_SPOOL_PATH": str(spool)}
+    replay = python("-m", "flask", "audit", "replay-spool")
+
+    def replayed(outputs: list[str]) -> int:
+        return sum(int(re.search(r"replayed (\d+) events", out).group(1)) for out in outputs)
+
+    fd = os.open(held, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        both = [subprocess.Popen(replay, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        outputs = [proc.communicate(timeout=120)[0] for proc in both]
+        assert [proc.returncode for proc in both] == [0, 0]
+        assert replayed(outputs) == 300, outputs
+        assert held.exists() and len(held.read_bytes().splitlines()) == 150
+    finally:
+        os.close(fd)
+    last = subprocess.run(replay, env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert replayed([last.stdout]) == 150
+    app, audit = make_app(AUDIT_REDIS_URL=REDIS_URL, AUDIT_KEY_PREFIX=key_prefix, AUDIT_DATABASE_URL=pg_url)
+    queued = redis.Redis.from_url(REDIS_URL).lrange(audit.runtime(app).config.queue_key, 0, -1)
+    users = sorted(int(decode_entry(raw)["user_id"]) for raw in queued)
+    assert users == list(range(450))  # every entry once: none lost, none delivered twice
+    assert not list(tmp_path.glob("spool.jsonl*"))
