@@ -51,6 +51,8 @@ from tests.processes import ROOT, Process, gunicorn, listening_socket, python, w
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TICKS = os.sysconf("SC_CLK_TCK")
+#: the parts of the stack whose processes are measured, as ``part_of`` names them
+PARTS = ("gunicorn", "dramatiq worker", "clock", "redis", "postgresql")
 SYNC = ("--workers", "2")
 #: gunicorn's threaded workers (4 threads each): two servers of one worker (see ``web_servers``)
 GTHREAD = ("--workers", "2", "--worker-class", "gthread", "--threads", "4")
@@ -133,7 +135,7 @@ def switches_by_group() -> dict[str, int]:
     """Context switches so far (voluntary and not) of every thread of each part's processes:
     what a wait for Redis or a lock costs shows here as a count, where CPU time moves with the
     machine's hour."""
-    groups = dict.fromkeys(("gunicorn", "dramatiq worker", "clock", "redis", "postgresql"), 0)
+    groups = dict.fromkeys(PARTS, 0)
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -172,7 +174,7 @@ def part_of(cmd: str) -> str | None:
 
 def cpu_by_group(processes: dict[int, tuple[str, float]]) -> dict[str, float]:
     """CPU seconds used so far by the processes of each part, by command line."""
-    groups = dict.fromkeys(("gunicorn", "dramatiq worker", "clock", "redis", "postgresql"), 0.0)
+    groups = dict.fromkeys(PARTS, 0.0)
     for cmd, used in processes.values():
         name = part_of(cmd)
         if name:

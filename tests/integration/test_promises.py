@@ -4,14 +4,18 @@ run as processes at once."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import re
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from flask_audit.events.event import build_event
+from flask_audit.events.event import build_event, decode_entry
 from flask_audit.pipeline.clock import Clock
 from flask_audit.pipeline.tasks import setup
 from flask_audit.storage.partitions import existing_partitions, month_start, partition_name
@@ -204,13 +208,6 @@ def test_replay_spool_processes_skip_a_file_another_replay_holds_and_deliver_the
     delivers it. Here a replay still holds one file (the test takes its lock, as a stuck
     replay would), and two ``flask audit replay-spool`` processes run at once: between them
     they deliver every other entry once, and leave the held file alone until it is free."""
-    import fcntl
-    import os
-    import re
-    import subprocess
-
-    from flask_audit.events.event import decode_entry
-
     spool = tmp_path / "spool.jsonl"
     files = {
         spool: range(0, 150),
@@ -227,14 +224,19 @@ def test_replay_spool_processes_skip_a_file_another_replay_holds_and_deliver_the
         return sum(int(re.search(r"replayed (\d+) events", out).group(1)) for out in outputs)
 
     fd = os.open(held, os.O_RDONLY)
+    both: list[subprocess.Popen] = []
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        both = [subprocess.Popen(replay, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        both += [subprocess.Popen(replay, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
         outputs = [proc.communicate(timeout=120)[0] for proc in both]
         assert [proc.returncode for proc in both] == [0, 0]
         assert replayed(outputs) == 300, outputs
         assert held.exists() and len(held.read_bytes().splitlines()) == 150
     finally:
+        for proc in both:  # stopped by PID whatever failed (communicate's timeout leaves it running)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
         os.close(fd)
     last = subprocess.run(replay, env=env, capture_output=True, text=True, timeout=120, check=True)
     assert replayed([last.stdout]) == 150
