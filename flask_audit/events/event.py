@@ -26,10 +26,8 @@ from flask_audit.events.sanitize import (
 
 __all__ = ["REDACTED", "SANITIZED_KEY", "AuditEvent", "build_event", "decode_entry", "new_event_id"]
 
-#: the categories of the original design, in rising severity
-CATEGORIES = ("info", "warning", "critical")
-#: how the action ended: done, attempted and failed, or refused to the caller
-OUTCOMES = ("success", "failure", "denied")
+#: the categories and outcomes an event may have (declared with the fields)
+CATEGORIES, OUTCOMES = schema.CATEGORIES, schema.OUTCOMES
 #: version of the queue entry format; a worker refuses entries of a newer version. Version 1 is
 #: a JSON object (still read: entries of older releases, database triggers, hand-made ones),
 #: version 2 one line of COPY text (``flask_audit.events.line``)

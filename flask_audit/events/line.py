@@ -32,15 +32,15 @@ NAMES = schema.NAMES
 #: separators in one line, the version's cell included
 TABS = len(NAMES)
 #: NULL, until a line is joined: no value holds it (validation refuses it)
-NUL = _NUL = "\x00"
+NUL = "\x00"
 _dumps = orjson.dumps
 #: COPY text's escapes of a value (the drain's encoder of decoded rows uses them too)
 ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _UNESCAPES = {b"\\\\": b"\\", b"\\n": b"\n", b"\\r": b"\r", b"\\t": b"\t"}
 _ESCAPE = re.compile(rb"\\.?", re.DOTALL)
 _COLUMN = {name: index + 1 for index, name in enumerate(NAMES)}  # cell 0 is the version
-_CATEGORIES = frozenset({b"info", b"warning", b"critical"})
-_OUTCOMES = frozenset({b"success", b"failure", b"denied"})
+_CATEGORIES = frozenset(name.encode() for name in schema.CATEGORIES)
+_OUTCOMES = frozenset(name.encode() for name in schema.OUTCOMES)
 _UTC = b"+00:00"
 #: the lengths of created_at in RFC 3339, UTC, as orjson writes it (without and with µs)
 _STAMP_LENGTHS = frozenset({25, 32})
@@ -54,7 +54,7 @@ _in_column_order = operator.itemgetter(*NAMES)
 def encode(row: dict[str, Any], metadata_json: bytes | None) -> bytes:
     """The line of a validated row (None for NULL; ``created_at`` a datetime in UTC); its
     metadata as the JSON already made for it, or made here."""
-    return encode_nul({name: _NUL if value is None else value for name, value in row.items()}, metadata_json)
+    return encode_nul({name: NUL if value is None else value for name, value in row.items()}, metadata_json)
 
 
 def encode_nul(row: dict[str, Any], metadata_json: bytes | None) -> bytes:
@@ -63,14 +63,14 @@ def encode_nul(row: dict[str, Any], metadata_json: bytes | None) -> bytes:
     order in one C call, joined once; only a line holding a character COPY escapes is joined
     again cell by cell."""
     metadata = row["metadata"]
-    if metadata is not _NUL:
+    if metadata is not NUL:
         row["metadata"] = (metadata_json or _dumps(metadata)).decode()
     row["created_at"] = _dumps(row["created_at"])[1:-1].decode()  # RFC 3339, as version 1 wrote it
     cells = _in_column_order(row)
     line = "\t".join(cells)
     if line.count("\t") != TABS - 1 or "\\" in line or "\n" in line or "\r" in line:
         line = "\t".join([cell.translate(ESCAPES) for cell in cells])
-    return b"2\t" + line.replace(_NUL, "\\N").encode()
+    return MARKER + line.replace(NUL, "\\N").encode()
 
 
 def _unescape(match: re.Match[bytes]) -> bytes:

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 #: who fills a field: the extension itself, the application's code, or possibly a client
 SYSTEM, CODE, CLIENT = "system", "code", "client"
+#: the categories of the original design, in rising severity
+CATEGORIES = ("info", "warning", "critical")
+#: how the action ended: done, attempted and failed, or refused to the caller
+OUTCOMES = ("success", "failure", "denied")
 
 
 @dataclass(frozen=True)
