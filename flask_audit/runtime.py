@@ -12,6 +12,7 @@ from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from flask_audit import safety
 from flask_audit.config import AuditConfig
 from flask_audit.events.event import AuditEvent
 from flask_audit.ingest.breaker import CircuitBreaker
@@ -127,6 +128,14 @@ class AuditRuntime:
 
     @cached_property
     def buffer(self) -> EventBuffer:
+        # Exit handlers run last registered, first run: resolving the URL first registers the
+        # embedded server's (which may shut it down) before the buffer's final flush, so that
+        # flush still finds the server, and never starts one the exit would leave behind.
+        try:
+            if self._given_redis is None:
+                _ = self.redis_url
+        except Exception as exc:  # the flush will meet it again and fall back
+            safety.swallowed(exc, "embedded redis")
         return EventBuffer(
             self.write_path.push_entries, self.config.buffer_flush_ms / 1000, self.config.buffer_max_events
         )

@@ -78,3 +78,28 @@ def test_sigterm_to_the_clock_stops_the_server_and_keeps_the_queue(tmp_path, spa
     out = subprocess.run(python("-c", count), env=env, check=True, timeout=60, capture_output=True, text=True)
     assert out.stdout.strip() == "1"
     assert servers(instance) == []
+
+
+def test_a_buffered_process_alone_flushes_into_the_server_before_it_stops(tmp_path):
+    """Exit handlers run last registered, first run: the buffer's final flush must come before
+    the embedded server's shutdown, or the last events fall back to the database."""
+    env, instance = environment(tmp_path)
+    env["AUDIT_BUFFERED"] = "true"
+    env["AUDIT_BUFFER_FLUSH_MS"] = "60000"  # only the exit flush can deliver them
+    enqueue = (
+        "from embapp import create_app; a = create_app(); audit = a.extensions['audit']\n"
+        "for n in range(5): audit.log('kept', user_id=n)\n"
+    )
+    try:
+        done = subprocess.run(python("-c", enqueue), env=env, timeout=60, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "falling back" not in done.stderr, done.stderr
+        assert servers(instance) == []
+        count = "from embapp import create_app; a = create_app(); print(a.extensions['audit'].runtime().queue.depth())"
+        out = subprocess.run(
+            python("-c", count), env=env, check=True, timeout=60, capture_output=True, text=True
+        )
+        assert out.stdout.strip() == "5"
+    finally:  # a server left behind by a failure is stopped by PID
+        for server in servers(instance):
+            server.terminate()
