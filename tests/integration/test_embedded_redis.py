@@ -1,5 +1,6 @@
 """The embedded Redis (no AUDIT_REDIS_URL) is stopped by the last process that uses it: after a
-CLI command, after SIGTERM to the clock, and not while another process still needs it."""
+CLI command, after SIGTERM to the clock, after a buffered process's final flush, and not while
+another process still needs it."""
 
 from __future__ import annotations
 
@@ -80,15 +81,21 @@ def test_sigterm_to_the_clock_stops_the_server_and_keeps_the_queue(tmp_path, spa
     assert servers(instance) == []
 
 
-def test_a_buffered_process_alone_flushes_into_the_server_before_it_stops(tmp_path):
+@pytest.mark.parametrize("flush_ms", [60000, 50], ids=["exit-flush-only", "flushed-before-exit"])
+def test_a_buffered_process_alone_flushes_into_the_server_before_it_stops(tmp_path, flush_ms):
     """Exit handlers run last registered, first run: the buffer's final flush must come before
-    the embedded server's shutdown, or the last events fall back to the database."""
+    the embedded server's shutdown. Before, a process whose first flush was its exit flush
+    started a server that nothing stopped, and one that had flushed before found the server
+    shut down and sent its last events to the database instead."""
     env, instance = environment(tmp_path)
     env["AUDIT_BUFFERED"] = "true"
-    env["AUDIT_BUFFER_FLUSH_MS"] = "60000"  # only the exit flush can deliver them
+    env["AUDIT_BUFFER_FLUSH_MS"] = str(flush_ms)
     enqueue = (
+        "import time\n"
         "from embapp import create_app; a = create_app(); audit = a.extensions['audit']\n"
         "for n in range(5): audit.log('kept', user_id=n)\n"
+        "time.sleep(0.5)  # past a 50 ms flush\n"
+        "for n in range(5, 10): audit.log('kept', user_id=n)\n"
     )
     try:
         done = subprocess.run(python("-c", enqueue), env=env, timeout=60, capture_output=True, text=True)
@@ -99,7 +106,7 @@ def test_a_buffered_process_alone_flushes_into_the_server_before_it_stops(tmp_pa
         out = subprocess.run(
             python("-c", count), env=env, check=True, timeout=60, capture_output=True, text=True
         )
-        assert out.stdout.strip() == "5"
+        assert out.stdout.strip() == "10"
     finally:  # a server left behind by a failure is stopped by PID
         for server in servers(instance):
             server.terminate()
