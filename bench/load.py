@@ -46,6 +46,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.revisions import package_of
+from bench.targets import target_rows
 from tests.processes import ROOT, Process, gunicorn, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -565,6 +566,16 @@ def main() -> int:
     print("|---|" + "---:|" * len(names))
     for r in results:
         print(f"| {r['label']} | " + " | ".join(f"{r['switches'][n]:.2f}" for n in names) + " |")
+    for tree in trees:
+        rows = target_rows({r["label"][len(tree) :]: r for r in results if r["label"].startswith(tree)})
+        if rows:
+            print(
+                f"\n{tree}targets, from this run's medians (each round's figures are in the first table):\n"
+            )
+            print("| target | this run | |")
+            print("|---|---:|---|")
+            for target, figure, verdict in rows:
+                print(f"| {target} | {figure} | {verdict} |")
     for r in results:
         for part, spots in r["spots"].items():
             if not spots:

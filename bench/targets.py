@@ -1,0 +1,51 @@
+"""The load bench's targets, checked against a run's medians, so that whoever runs `make bench-load`
+reads whether this machine's hour met them instead of working it out from the table.
+
+The targets (for the whole stack on this 2-core machine): a direct event costs at most 150 µs on
+sync workers and keeps 0.6 of plain throughput; a buffered one costs at most 50 µs and keeps
+0.85 of it; on gthread workers with group commit, a direct event costs at most 1.5 times a
+buffered one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DIRECT, BUFFERED = "audit.log, direct push", "audit.log, AUDIT_BUFFERED"
+GROUPED, BUFFERED_THREADS = "audit.log, direct push, gthread", "audit.log, AUDIT_BUFFERED, gthread"
+#: (mode, figure, at most / at least, bound): "cost" is the audit's cost per event in µs,
+#: "ratio" the throughput against the plain route of the same worker class
+BOUNDS = (
+    (DIRECT, "cost", "at most", 150.0),
+    (DIRECT, "ratio", "at least", 0.6),
+    (BUFFERED, "cost", "at most", 50.0),
+    (BUFFERED, "ratio", "at least", 0.85),
+)
+#: a direct event with group commit against a buffered one, both on gthread workers
+GROUPED_TIMES_BUFFERED = 1.5
+
+
+def target_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(target, this run's figure, "met" / "not met" / "cannot tell") for every target whose
+    modes ran; ``results`` maps a mode's label to its summary (``cost``, ``ratio``)."""
+    rows = []
+    for label, figure, sense, bound in BOUNDS:
+        result = results.get(label)
+        if result is None:
+            continue
+        value = result[figure]
+        met = value <= bound if sense == "at most" else value >= bound
+        shown = f"{value:.0f} µs" if figure == "cost" else f"{value:.2f}×"
+        wanted = f"{bound:.0f} µs" if figure == "cost" else f"{bound:.2f}× plain throughput"
+        rows.append((f"{label}: {sense} {wanted}", shown, "met" if met else "not met"))
+    grouped, buffered = results.get(GROUPED), results.get(BUFFERED_THREADS)
+    if grouped is not None and buffered is not None:
+        target = f"{GROUPED}: at most {GROUPED_TIMES_BUFFERED}× the cost of {BUFFERED_THREADS}"
+        if buffered["cost"] <= 0:  # the buffered cost was lost in the noise: no ratio to take
+            rows.append(
+                (target, f"{grouped['cost']:.0f} µs against {buffered['cost']:.0f} µs", "cannot tell")
+            )
+        else:
+            times = grouped["cost"] / buffered["cost"]
+            rows.append((target, f"{times:.1f}×", "met" if times <= GROUPED_TIMES_BUFFERED else "not met"))
+    return rows

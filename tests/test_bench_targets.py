@@ -1,0 +1,46 @@
+"""The load bench's verdict on its targets follows the figures, either way."""
+
+from __future__ import annotations
+
+from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, target_rows
+
+
+def verdicts(results):
+    return [verdict for _, _, verdict in target_rows(results)]
+
+
+def test_figures_within_the_targets_are_met():
+    results = {
+        DIRECT: {"cost": 130.0, "ratio": 0.70},
+        BUFFERED: {"cost": 41.0, "ratio": 0.90},
+        GROUPED: {"cost": 60.0, "ratio": 0.80},
+        BUFFERED_THREADS: {"cost": 49.0, "ratio": 0.87},
+    }
+    rows = target_rows(results)
+    assert [verdict for _, _, verdict in rows] == ["met"] * 5
+    assert rows[0][1] == "130 µs" and rows[1][1] == "0.70×" and rows[4][1] == "1.2×"
+
+
+def test_each_target_missed_says_so():
+    results = {
+        DIRECT: {"cost": 151.0, "ratio": 0.59},
+        BUFFERED: {"cost": 51.0, "ratio": 0.84},
+        GROUPED: {"cost": 142.0, "ratio": 0.67},
+        BUFFERED_THREADS: {"cost": 49.0, "ratio": 0.87},
+    }
+    assert verdicts(results) == ["not met"] * 5
+
+
+def test_the_bounds_themselves_are_met():
+    results = {DIRECT: {"cost": 150.0, "ratio": 0.6}, BUFFERED: {"cost": 50.0, "ratio": 0.85}}
+    assert verdicts(results) == ["met"] * 4
+
+
+def test_modes_that_did_not_run_have_no_row_and_a_buffered_cost_lost_in_noise_cannot_tell():
+    assert target_rows({DIRECT: {"cost": 100.0, "ratio": 0.7}})[0][0].startswith(DIRECT)
+    assert len(target_rows({DIRECT: {"cost": 100.0, "ratio": 0.7}})) == 2
+    assert target_rows({GROUPED: {"cost": 100.0, "ratio": 0.7}}) == []
+    rows = target_rows(
+        {GROUPED: {"cost": 100.0, "ratio": 0.7}, BUFFERED_THREADS: {"cost": -3.0, "ratio": 1.0}}
+    )
+    assert rows == [(rows[0][0], "100 µs against -3 µs", "cannot tell")]
