@@ -46,7 +46,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.revisions import package_of
-from bench.targets import target_rows
+from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, target_rows
 from tests.processes import ROOT, Process, gunicorn, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -63,9 +63,9 @@ UNIX_SOCKET = "unix-socket"
 #: (label, route, extra environment, gunicorn's worker options)
 MODES = (
     ("plain route", "/plain", {}, SYNC),
-    ("audit.log, direct push", "/audited", {}, SYNC),
+    (DIRECT, "/audited", {}, SYNC),
     ("audit.log, direct push, Unix socket", "/audited", {"AUDIT_REDIS_URL": UNIX_SOCKET}, SYNC),
-    ("audit.log, AUDIT_BUFFERED", "/audited", {"AUDIT_BUFFERED": "true"}, SYNC),
+    (BUFFERED, "/audited", {"AUDIT_BUFFERED": "true"}, SYNC),
     ("plain route, gthread", "/plain", {}, GTHREAD),
     (
         "audit.log, direct push, gthread, no group commit",
@@ -73,8 +73,8 @@ MODES = (
         {"AUDIT_GROUP_COMMIT": "false"},
         GTHREAD,
     ),
-    ("audit.log, direct push, gthread", "/audited", {}, GTHREAD),
-    ("audit.log, AUDIT_BUFFERED, gthread", "/audited", {"AUDIT_BUFFERED": "true"}, GTHREAD),
+    (GROUPED, "/audited", {}, GTHREAD),
+    (BUFFERED_THREADS, "/audited", {"AUDIT_BUFFERED": "true"}, GTHREAD),
 )
 
 
