@@ -480,6 +480,16 @@ def summarise(runs: list[dict], plains: list[dict]) -> dict:
     }
 
 
+def print_table(header: list[str], rows: list[list[str]], align: str | None = None) -> None:
+    """Print a Markdown table; ``align`` gives each column's side, ``l`` or ``r`` (by default the
+    first column left, the figures right)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    print("| " + " | ".join(header) + " |")
+    print("|" + "".join("---|" if side == "l" else "---:|" for side in align))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -533,49 +543,45 @@ def main() -> int:
         " counted in plain requests (that round's plain CPU per request), which the machine's drift"
         " moves less\n"
     )
-    print(
-        "| mode | requests/s | vs plain | p50 / p99 ms | machine CPU per request | audit's cost per event"
-        " | in plain requests | Redis calls per event | events per batch | events stored |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = []
     for r in results:
         low, high = r["cost_range"]
-        cost = f"{r['cost']:.0f} µs ({low:.0f}-{high:.0f})" if r["audited"] else ""
-        stored = f"{r['rows']:,} of {r['requests']:,}+" if r["audited"] else ""
-        ratio = f"{r['ratio']:.2f}×" if r["audited"] else ""
-        calls = f"{r['calls']:.2f}" if r["audited"] else ""
-        per_batch = f"{r['per_batch']:.0f}" if r["audited"] else ""
-        in_plains = f"{r['in_plains']:.2f}" if r["audited"] else ""
-        print(
-            f"| {r['label']} | {r['rate']:,.0f} | {ratio} | {r['p50']:.2f} / {r['p99']:.2f} | {r['cpu_us']:.0f} µs"
-            f" | {cost} | {in_plains} | {calls} | {per_batch} | {stored} |"
-        )
+        audited = [
+            f"{r['ratio']:.2f}×",
+            f"{r['cost']:.0f} µs ({low:.0f}-{high:.0f})",
+            f"{r['in_plains']:.2f}",
+            f"{r['calls']:.2f}",
+            f"{r['per_batch']:.0f}",
+            f"{r['rows']:,} of {r['requests']:,}+",
+        ]
+        ratio, cost, in_plains, calls, per_batch, stored = audited if r["audited"] else [""] * len(audited)
+        latency = f"{r['p50']:.2f} / {r['p99']:.2f}"
+        figures = [f"{r['rate']:,.0f}", ratio, latency, f"{r['cpu_us']:.0f} µs", cost]
+        rows.append([r["label"], *figures, in_plains, calls, per_batch, stored])
+    header = ["mode", "requests/s", "vs plain", "p50 / p99 ms", "machine CPU per request"]
+    header += ["audit's cost per event", "in plain requests", "Redis calls per event"]
+    print_table([*header, "events per batch", "events stored"], rows)
     names = list(results[0]["groups"])
     print("\nwhere the CPU went, µs per request (medians):\n")
-    print("| mode | " + " | ".join(names) + " | busiest web process's share of gunicorn CPU |")
-    print("|---|" + "---:|" * (len(names) + 1))
-    for r in results:
-        print(
-            f"| {r['label']} | "
-            + " | ".join(f"{r['groups'][n]:.0f}" for n in names)
-            + f" | {100 * r['busiest']:.0f}% |"
-        )
+    print_table(
+        ["mode", *names, "busiest web process's share of gunicorn CPU"],
+        [
+            [r["label"], *(f"{r['groups'][n]:.0f}" for n in names), f"{100 * r['busiest']:.0f}%"]
+            for r in results
+        ],
+    )
     names = list(results[0]["switches"])
     print("\ncontext switches per request, while wrk ran (medians; every thread of each part):\n")
-    print("| mode | " + " | ".join(names) + " |")
-    print("|---|" + "---:|" * len(names))
-    for r in results:
-        print(f"| {r['label']} | " + " | ".join(f"{r['switches'][n]:.2f}" for n in names) + " |")
+    print_table(
+        ["mode", *names], [[r["label"], *(f"{r['switches'][n]:.2f}" for n in names)] for r in results]
+    )
     for tree in trees:
-        rows = target_rows({r["label"][len(tree) :]: r for r in results if r["label"].startswith(tree)})
-        if rows:
+        verdicts = target_rows({r["label"][len(tree) :]: r for r in results if r["label"].startswith(tree)})
+        if verdicts:
             print(
                 f"\n{tree}targets, from this run's medians (each round's figures are in the first table):\n"
             )
-            print("| target | this run | |")
-            print("|---|---:|---|")
-            for target, figure, verdict in rows:
-                print(f"| {target} | {figure} | {verdict} |")
+            print_table(["target", "this run", ""], [list(row) for row in verdicts], align="lrl")
     for r in results:
         for part, spots in r["spots"].items():
             if not spots:
