@@ -44,3 +44,8 @@ def test_modes_that_did_not_run_have_no_row_and_a_buffered_cost_lost_in_noise_ca
         {GROUPED: {"cost": 100.0, "ratio": 0.7}, BUFFERED_THREADS: {"cost": -3.0, "ratio": 1.0}}
     )
     assert rows == [(rows[0][0], "100 µs against -3 µs", "cannot tell")]
+
+
+def test_a_cost_at_or_below_zero_is_not_called_met():
+    results = {DIRECT: {"cost": 0.0, "ratio": 0.7}, BUFFERED: {"cost": -57.0, "ratio": 1.11}}
+    assert verdicts(results) == ["cannot tell", "met", "cannot tell", "met"]
