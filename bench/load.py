@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from statistics import median
@@ -183,11 +183,22 @@ def cpu_by_group(processes: dict[int, tuple[str, float]]) -> dict[str, float]:
     return groups
 
 
-def wrk(url: str, duration: int) -> tuple[int, float, float, float, float]:
-    """(requests, requests/s, p50 ms, p99 ms, wrk's own CPU seconds) of one wrk run."""
+def think_script(think_ms: int, logs: Path) -> list[str]:
+    """wrk's options for a pause of ``think_ms`` between a response and the connection's next
+    request (a Lua ``delay``), so that the load stays below what the machine can serve; none for 0."""
+    if think_ms <= 0:
+        return []
+    script = logs / f"think-{think_ms}ms.lua"
+    script.write_text(f"function delay()\n  return {think_ms}\nend\n")
+    return ["-s", str(script)]
+
+
+def wrk(url: str, duration: int, options: Sequence[str] = ()) -> tuple[int, float, float, float, float]:
+    """(requests, requests/s, p50 ms, p99 ms, wrk's own CPU seconds) of one wrk run; ``options``
+    are wrk's further options (``think_script``'s)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        ["wrk", "-t2", "-c8", f"-d{duration}s", "--latency", url],
+        ["wrk", "-t2", "-c8", f"-d{duration}s", "--latency", *options, url],
         capture_output=True,
         text=True,
         timeout=duration + 60,
@@ -307,10 +318,12 @@ def run_mode(
     logs: Path,
     profile: bool = False,
     package: Path | None = None,
+    think_ms: int = 0,
 ) -> dict:
     """One run of one mode: the stack started, wrk, the ledger checked, everything stopped.
     With ``package`` (another revision's ``flask_audit``), every process runs from its directory,
-    so that its package comes first on the path; this tree's root, on PYTHONPATH, gives the app."""
+    so that its package comes first on the path; this tree's root, on PYTHONPATH, gives the app.
+    With ``think_ms``, every connection pauses that long between requests."""
     db, url_db = create_database("audit_load")
     prefix = f"load-{uuid.uuid4().hex[:8]}:"
     env = {
@@ -366,7 +379,7 @@ def run_mode(
             ]
         cpu_before, processes_before, pushes_before = busy_seconds(), process_cpu(), push_calls(redis_url)
         switches_before = switches_by_group()
-        requests, rate, p50, p99, wrk_cpu = wrk(base + route, duration)
+        requests, rate, p50, p99, wrk_cpu = wrk(base + route, duration, think_script(think_ms, logs))
         pushes = push_calls(redis_url) - pushes_before
         switches = {k: v - switches_before[k] for k, v in switches_by_group().items()}
         web_before = web_cpu_by_pid(processes_before)
@@ -429,6 +442,7 @@ def measured(
     logs: Path,
     profile: bool,
     package: Path | None = None,
+    think_ms: int = 0,
 ) -> dict:
     """One mode's figures. gthread workers keep a keep-alive connection for good, so when one
     process happens to accept most of wrk's 8 connections, the other sits idle and the run
@@ -438,8 +452,8 @@ def measured(
     if extra.get("AUDIT_REDIS_URL") == UNIX_SOCKET:
         with unix_redis(logs) as url:
             mode = (label, route, {**extra, "AUDIT_REDIS_URL": url}, web)
-            return measured(mode, duration, logs, profile, package)
-    result = run_mode(*mode, duration, logs, profile, package)
+            return measured(mode, duration, logs, profile, package, think_ms)
+    result = run_mode(*mode, duration, logs, profile, package, think_ms)
     for _ in range(2):
         if web != GTHREAD or result["busiest"] <= SKEWED:
             break
@@ -447,7 +461,7 @@ def measured(
             f"{label}: one web process did {100 * result['busiest']:.0f}% of the work; run again",
             file=sys.stderr,
         )
-        result = run_mode(*mode, duration, logs, profile, package)
+        result = run_mode(*mode, duration, logs, profile, package, think_ms)
     return result
 
 
@@ -511,6 +525,13 @@ def main() -> int:
         "--against",
         help="a git revision whose package runs every mode too, round by round beside this tree's",
     )
+    parser.add_argument(
+        "--think-ms",
+        type=int,
+        default=0,
+        help="every connection pauses this many ms between a response and its next request, so that"
+        " latency is measured below saturation (default 0: as fast as the server answers)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("needs wrk: apt-get install wrk", file=sys.stderr)
@@ -528,7 +549,8 @@ def main() -> int:
     for _ in range(args.rounds):
         for tree, package in trees.items():
             for mode in modes:
-                runs[(tree, mode[0])].append(measured(mode, args.duration, logs, profile, package))
+                result = measured(mode, args.duration, logs, profile, package, args.think_ms)
+                runs[(tree, mode[0])].append(result)
     plain_of = {web: label for label, route, _, web in modes if route == "/plain"}
     results = []
     for tree in trees:
@@ -536,8 +558,9 @@ def main() -> int:
             result = summarise(runs[(tree, label)], runs[(tree, plain_of[web])])
             result["label"] = tree + result["label"]
             results.append(result)
+    pause = f", each connection pausing {args.think_ms} ms between requests" if args.think_ms else ""
     print(
-        f"\nwrk -t2 -c8 -d{args.duration}s on {os.cpu_count()} cores, {args.rounds} rounds, medians; CPU per"
+        f"\nwrk -t2 -c8 -d{args.duration}s{pause} on {os.cpu_count()} cores, {args.rounds} rounds, medians; CPU per"
         " request is the machine's busy time (drain included) over the requests served; the audit's"
         " cost is taken against the plain run of the same round (lowest-highest in brackets), and"
         " counted in plain requests (that round's plain CPU per request), which the machine's drift"
@@ -575,7 +598,9 @@ def main() -> int:
     print_table(
         ["mode", *names], [[r["label"], *(f"{r['switches'][n]:.2f}" for n in names)] for r in results]
     )
-    for tree in trees:
+    if args.think_ms:  # the targets are set for wrk at full speed
+        print("\ntargets: judged only at full load (without --think-ms)")
+    for tree in trees if not args.think_ms else ():
         verdicts = target_rows({r["label"][len(tree) :]: r for r in results if r["label"].startswith(tree)})
         if verdicts:
             print(
