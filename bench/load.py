@@ -504,6 +504,17 @@ def print_table(header: list[str], rows: list[list[str]], align: str | None = No
         print("| " + " | ".join(row) + " |")
 
 
+def print_targets(trees: dict[str, Path | None], results: list[dict]) -> None:
+    """Each tree's targets, met or not by this run's medians."""
+    for tree in trees:
+        verdicts = target_rows({r["label"][len(tree) :]: r for r in results if r["label"].startswith(tree)})
+        if verdicts:
+            print(
+                f"\n{tree}targets, from this run's medians (each round's figures are in the first table):\n"
+            )
+            print_table(["target", "this run", ""], [list(row) for row in verdicts], align="lrl")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -600,13 +611,8 @@ def main() -> int:
     )
     if args.think_ms:  # the targets are set for wrk at full speed
         print("\ntargets: judged only at full load (without --think-ms)")
-    for tree in trees if not args.think_ms else ():
-        verdicts = target_rows({r["label"][len(tree) :]: r for r in results if r["label"].startswith(tree)})
-        if verdicts:
-            print(
-                f"\n{tree}targets, from this run's medians (each round's figures are in the first table):\n"
-            )
-            print_table(["target", "this run", ""], [list(row) for row in verdicts], align="lrl")
+    else:
+        print_targets(trees, results)
     for r in results:
         for part, spots in r["spots"].items():
             if not spots:
