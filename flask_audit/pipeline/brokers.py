@@ -29,8 +29,11 @@ DEAD_MESSAGE_TTL_MS = 3_600_000
 #: messages it held (Dramatiq's default is 60 s; drains are cheap to redo, so we want them sooner)
 BROKER_HEARTBEAT_TIMEOUT_MS = 15_000
 #: Dramatiq commands per million that also run its maintenance (requeueing dead workers'
-#: messages); 5 % rather than 0.1 %, so that it happens within seconds of the timeout
-BROKER_MAINTENANCE_CHANCE = 50_000
+#: messages): every one. Until a dead worker's drain messages come back, the clock counts them
+#: as pending and sends no others, so a chance of 5 % (an idle worker polls about twice a second)
+#: stalled the drain for 15 to over 60 s after a SIGKILL. Maintenance without a dead worker is two
+#: range reads of small sorted sets; with one, it does what any chance would do once
+BROKER_MAINTENANCE_CHANCE = 1_000_000
 #: seconds a drain message stays counted as pending after it was last sent or retried, when no
 #: worker reports it done (a message the broker lost stops holding a place after this)
 PENDING_LEASE_SECONDS = 300
