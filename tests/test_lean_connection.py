@@ -1,6 +1,7 @@
 """The request path's lean connection: replies in order, errors raised after every reply was
 read, a failed connection replaced, a forked child never reusing its parent's socket, a demoted
-master or a silent server left for a new connection."""
+master or a silent server left for a new connection, and no more connections than calls ran at
+once, however many threads came and went."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ def test_replies_come_back_in_order_on_one_kept_connection(any_redis):
     assert lean.execute(
         ("RPUSH", prefix + "l", b"a"), ("RPUSH", prefix + "l", b"b"), ("LLEN", prefix + "l")
     ) == [1, 2, 2]
-    first = lean._local.held.connection
+    [first] = [held.connection for held in lean._idle]
     assert lean.execute(("LRANGE", prefix + "l", 0, -1)) == [[b"a", b"b"]]
-    assert lean._local.held.connection is first  # kept, not returned to the pool
+    assert [held.connection for held in lean._idle] == [first]  # kept, not returned to the pool
 
 
 @pytest.mark.parametrize(
@@ -58,25 +59,26 @@ def test_an_error_reply_is_raised_after_the_rest_were_read(any_redis):
 def test_a_connection_that_failed_is_closed_and_replaced(real_redis_client, key_prefix):
     lean = LeanConnection(real_redis_client)
     lean.execute(("PING",))
-    old_socket = lean._local.held.connection._sock
+    old_socket = lean._idle[0].connection._sock
     old_socket.close()  # the server went away under it
     with pytest.raises(redis.ConnectionError):
         lean.execute(("PING",))
-    assert lean._local.held is None
+    assert lean._idle == []  # dropped, not given back
     assert lean.execute(("PING",)) == [b"PONG"]
-    assert lean._local.held.connection._sock is not old_socket  # a new connection
+    assert lean._idle[0].connection._sock is not old_socket  # a new connection
 
 
 def test_a_forked_child_takes_a_connection_of_its_own(real_redis_client):
     lean = LeanConnection(real_redis_client)
     lean.execute(("PING",))
-    parent = lean._local.held.connection
+    [parent] = [held.connection for held in lean._idle]
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report whether it reused the parent's connection
         try:
             lean.execute(("PING",))
-            os.write(write, b"same" if lean._local.held.connection is parent else b"own")
+            mine = [held.connection for held in lean._idle]
+            os.write(write, b"own" if len(mine) == 1 and mine[0] is not parent else b"same")
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
@@ -122,7 +124,7 @@ def test_a_demoted_master_is_left_so_that_the_next_call_asks_again():
     lean = LeanConnection(redis.Redis(port=server.port, socket_timeout=2, protocol=2))
     with pytest.raises(redis.exceptions.ReadOnlyError):
         lean.execute(("LPUSH", "q", b"x"))
-    assert lean._local.held is None  # dropped: the pool connects afresh (Sentinel: to the new master)
+    assert lean._idle == []  # dropped: the pool connects afresh (Sentinel: to the new master)
     with pytest.raises(redis.exceptions.ReadOnlyError):
         lean.execute(("LPUSH", "q", b"x"))
     assert server.accepted == 2
@@ -135,7 +137,7 @@ def test_a_server_that_does_not_answer_is_a_timeout_and_the_connection_is_droppe
     )
     with pytest.raises(redis.TimeoutError):
         lean.execute(("PING",))
-    assert lean._local.held is None
+    assert lean._idle == []
 
 
 def test_a_reply_split_across_reads_is_put_back_together(real_redis_client, key_prefix):
@@ -159,3 +161,43 @@ def test_the_kernel_keeps_the_sockets_timeout_and_never_reads_it_as_none(timeout
         assert kept > 0  # 0 would mean no timeout at all
     finally:
         sock.close()
+
+
+def test_threads_that_come_and_go_share_the_kept_connections(real_redis_client, key_prefix):
+    """A server that runs each request on a new thread (Flask's development server) takes no
+    new connection per request: the pool would run out and every push fall back."""
+    lean = LeanConnection(real_redis_client)
+    clients_before = len(real_redis_client.client_list())
+    for _ in range(150):  # more than the package's pool allows (100), one thread after another
+        thread = threading.Thread(target=lean.execute, args=(("RPUSH", key_prefix + "t", b"x"),))
+        thread.start()
+        thread.join()
+    assert real_redis_client.llen(key_prefix + "t") == 150
+    assert len(lean._idle) == 1
+    assert len(real_redis_client.client_list()) - clients_before == 1  # what Redis sees
+
+    barrier = threading.Barrier(8)
+
+    def together() -> None:
+        barrier.wait()
+        for _ in range(50):
+            lean.execute(("RPUSH", key_prefix + "t", b"y"))
+
+    threads = [threading.Thread(target=together) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert real_redis_client.llen(key_prefix + "t") == 150 + 8 * 50
+    assert 1 <= len(lean._idle) <= 8  # at most one a call in flight, all given back
+    assert len(real_redis_client.client_list()) - clients_before == len(lean._idle)
+    assert len({id(held.connection) for held in lean._idle}) == len(lean._idle)
+
+
+def test_an_error_reply_gives_the_connection_back(real_redis_client, key_prefix):
+    lean = LeanConnection(real_redis_client)
+    real_redis_client.set(key_prefix + "s", "text")
+    for _ in range(3):
+        with pytest.raises(redis.ResponseError):
+            lean.execute(("LPUSH", key_prefix + "s", b"x"))
+    assert len(lean._idle) == 1

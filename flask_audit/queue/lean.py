@@ -1,5 +1,5 @@
-"""A lean way to send the request path's few commands: each thread keeps one connection of the
-client's pool and talks to its socket directly.
+"""A lean way to send the request path's few commands: connections of the client's pool are kept
+(idle ones in a shared list) and talked to through their sockets directly.
 
 redis-py's ``execute_command`` checks a connection out of the pool and back in, wraps the call
 in its retry and observability layers, and dispatches events, for every command; its
@@ -7,7 +7,8 @@ connection's own send and read add a layer more. Measured here (redis-py 8.1, lo
 thread), a one-entry push cost 35 µs of CPU through the connection's methods and 27 µs written
 to the socket and read with hiredis, out of 24 µs that a bare PING round trip costs; under load
 Python's share of that costs two to three times more. The request path needs none of those
-layers: no retries (the breaker decides), one connection per thread, a few fixed commands.
+layers: no retries (the breaker decides), a kept connection per call in flight, a few fixed
+commands.
 
 The pool still makes the connection (address, Sentinel discovery, AUTH, SELECT, TLS), so the
 socket is ready to use. Errors keep redis-py's meaning (``ConnectionError``, ``TimeoutError``,
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 from typing import Any
 
 import hiredis
@@ -93,7 +93,7 @@ class _Held:
 def _kernel_timeouts(sock: socket.socket) -> None:
     """Let the kernel keep the socket's timeout: Python's own timeout polls the socket before
     every send and every receive, two system calls more per push. A plain socket only (TLS keeps
-    Python's timeouts); this thread alone uses it from now on."""
+    Python's timeouts); one caller at a time uses it from now on."""
     timeout = sock.gettimeout()
     if timeout is None:
         return
@@ -105,24 +105,34 @@ def _kernel_timeouts(sock: socket.socket) -> None:
 
 
 class LeanConnection:
-    """Per-thread connections taken from ``client``'s pool and kept."""
+    """Connections taken from ``client``'s pool and kept, idle ones in a list that every thread
+    takes from and gives back to.
+
+    Not one per thread: a server that runs each request on a thread (or greenlet) of its own,
+    as Flask's development server does, would take a new connection for every request and never
+    give it back, until the pool refused more ("Too many connections") and every push fell
+    back. Taking from the list and giving back are single list operations, atomic under the GIL,
+    so the request path pays no lock; the list holds as many connections as calls ever ran at
+    once."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.pool = client.connection_pool
-        self._local = threading.local()
+        self._idle: list[_Held] = []
+        self._generation = forks.generation
 
-    def _held(self) -> _Held:
-        held = getattr(self._local, "held", None)
-        if held is not None and held.generation == forks.generation:
-            return held
-        # a new one after a fork: never the parent's socket
-        held = self._local.held = _Held(self.pool.get_connection())
-        return held
+    def _take(self) -> _Held:
+        """An idle connection, or a new one; never one made before a fork (the parent's socket)."""
+        if self._generation != forks.generation:  # a forked child: forget the parent's connections
+            self._idle, self._generation = [], forks.generation
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return _Held(self.pool.get_connection())
 
     def execute(self, *commands: tuple[Any, ...] | PackedCommand) -> list[Any]:
         """Send ``commands`` in one write and read their replies in order. A reply that is an
         error is raised once every reply has been read (the connection stays in step)."""
-        held = self._held()
+        held = self._take()
         try:
             if held.sock is not None:
                 replies = self._exchange(held, commands)
@@ -135,8 +145,15 @@ class LeanConnection:
             if isinstance(reply, redis.ResponseError):
                 if isinstance(reply, ReadOnlyError):  # a demoted master: ask for the new one next time
                     self._drop(held)
+                else:
+                    self._give_back(held)
                 raise reply
+        self._give_back(held)
         return replies
+
+    def _give_back(self, held: _Held) -> None:
+        if held.generation == self._generation:  # one taken before a fork stays out of the list
+            self._idle.append(held)
 
     @staticmethod
     def _exchange(held: _Held, commands: tuple[tuple[Any, ...] | PackedCommand, ...]) -> list[Any]:
@@ -180,6 +197,7 @@ class LeanConnection:
         return replies
 
     def _drop(self, held: _Held) -> None:
-        self._local.held = None
+        """Close a connection that failed (or that a demoted master answered) and give it back
+        to the pool, which connects afresh (Sentinel: to the new master)."""
         held.connection.disconnect()
         self.pool.release(held.connection)

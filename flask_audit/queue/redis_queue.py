@@ -65,7 +65,7 @@ class AuditQueue:
         """Queue ``entries`` (oldest first) under the cap; returns how many were queued, the
         oldest ones: those past the cap are the newest.
 
-        One round trip on this thread's own connection (``LeanConnection``) and no script: an
+        One round trip on a kept connection (``LeanConnection``) and no script: an
         ``LPUSH`` and the ``enqueued`` counter, with ``WAIT`` after them when
         AUDIT_REDIS_WAIT_REPLICAS asks for replicas (``ReplicationShortfall`` when they fall
         short). The list's new length tells whether the push went past the cap; only then does
