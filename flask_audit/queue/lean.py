@@ -73,12 +73,11 @@ class LeadingArguments:
 
 
 class _Held:
-    """One thread's connection, with its socket and reply reader when it has a real socket."""
+    """A kept connection, with its socket and reply reader when it has a real socket."""
 
-    __slots__ = ("connection", "generation", "reader", "sock")
+    __slots__ = ("connection", "reader", "sock")
 
     def __init__(self, connection: AbstractConnection) -> None:
-        self.generation = forks.generation
         self.connection = connection
         sock = getattr(connection, "_sock", None)
         self.sock: socket.socket | None = sock if isinstance(sock, socket.socket) else None
@@ -108,8 +107,8 @@ class LeanConnection:
     """Connections taken from ``client``'s pool and kept, idle ones in a list that every thread
     takes from and gives back to.
 
-    Not one per thread: a server that runs each request on a thread (or greenlet) of its own,
-    as Flask's development server does, would take a new connection for every request and never
+    Not one per thread: a server that runs each request on a thread of its own, as Flask's
+    development server does, would take a new connection for every request and never
     give it back, until the pool refused more ("Too many connections") and every push fell
     back. Taking from the list and giving back are single list operations, atomic under the GIL,
     so the request path pays no lock; the list holds as many connections as calls ever ran at
@@ -120,19 +119,16 @@ class LeanConnection:
         self._idle: list[_Held] = []
         self._generation = forks.generation
 
-    def _take(self) -> _Held:
-        """An idle connection, or a new one; never one made before a fork (the parent's socket)."""
-        if self._generation != forks.generation:  # a forked child: forget the parent's connections
-            self._idle, self._generation = [], forks.generation
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return _Held(self.pool.get_connection())
-
     def execute(self, *commands: tuple[Any, ...] | PackedCommand) -> list[Any]:
         """Send ``commands`` in one write and read their replies in order. A reply that is an
         error is raised once every reply has been read (the connection stays in step)."""
-        held = self._take()
+        if self._generation != forks.generation:  # a forked child: never the parent's sockets
+            self._idle, self._generation = [], forks.generation
+        idle = self._idle
+        try:  # written out, not a method: this runs on every request
+            held = idle.pop()
+        except IndexError:
+            held = _Held(self.pool.get_connection())
         try:
             if held.sock is not None:
                 replies = self._exchange(held, commands)
@@ -146,14 +142,10 @@ class LeanConnection:
                 if isinstance(reply, ReadOnlyError):  # a demoted master: ask for the new one next time
                     self._drop(held)
                 else:
-                    self._give_back(held)
+                    idle.append(held)
                 raise reply
-        self._give_back(held)
+        idle.append(held)
         return replies
-
-    def _give_back(self, held: _Held) -> None:
-        if held.generation == self._generation:  # one taken before a fork stays out of the list
-            self._idle.append(held)
 
     @staticmethod
     def _exchange(held: _Held, commands: tuple[tuple[Any, ...] | PackedCommand, ...]) -> list[Any]:
