@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import hiredis
 import pytest
@@ -138,6 +141,42 @@ def test_a_server_that_does_not_answer_is_a_timeout_and_the_connection_is_droppe
     with pytest.raises(redis.TimeoutError):
         lean.execute(("PING",))
     assert lean._idle == []
+
+
+#: a silent server met under gevent's patched sockets, in a process of its own (the patch is global)
+UNDER_GEVENT = """
+from gevent import monkey
+
+monkey.patch_all()
+import time
+
+import redis
+
+from flask_audit.queue.lean import LeanConnection
+from tests.test_lean_connection import _OneAnswerServer
+
+server = _OneAnswerServer(None)
+lean = LeanConnection(redis.Redis(port=server.port, socket_timeout=0.2, socket_connect_timeout=1, protocol=2))
+started = time.monotonic()
+try:
+    lean.execute(("PING",))
+except redis.TimeoutError:
+    print(f"timeout after {time.monotonic() - started:.2f} s")
+"""
+
+
+def test_under_gevent_a_server_that_does_not_answer_is_still_a_timeout():
+    """gevent's patched socket waits in gevent's hub, where the kernel's timeout never fires: it
+    keeps its own timeout, or a silent Redis would hold every audited request for good."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", UNDER_GEVENT], cwd=root, capture_output=True, text=True, timeout=20
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("under gevent, a push to a silent server was still waiting after 20 s")
+    assert done.stdout.startswith("timeout after"), done.stdout + done.stderr
+    assert float(done.stdout.split()[2]) < 5
 
 
 def test_a_reply_split_across_reads_is_put_back_together(real_redis_client, key_prefix):

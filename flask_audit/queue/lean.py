@@ -19,6 +19,7 @@ Sentinels again. A connection without a real socket (fakeredis) goes through its
 
 from __future__ import annotations
 
+import _socket
 import socket
 import struct
 from typing import Any
@@ -81,7 +82,9 @@ class _Held:
         self.connection = connection
         sock = getattr(connection, "_sock", None)
         self.sock: socket.socket | None = sock if isinstance(sock, socket.socket) else None
-        if type(sock) is socket.socket:
+        # a plain socket of the standard library's: not TLS, and not gevent's patched socket,
+        # which waits in gevent's hub where the kernel's timeout never fires (it keeps its own)
+        if type(sock) is socket.socket and isinstance(sock, _socket.socket):
             _kernel_timeouts(sock)
         # an error reply comes back as redis-py's exception for it (NoScriptError, ReadOnlyError...)
         self.reader = hiredis.Reader(
