@@ -1,8 +1,8 @@
 """The whole stack under load, as a user sees it: gunicorn (2 sync workers), a Dramatiq worker
 (1 process, 2 threads), the clock, PostgreSQL and Redis on this machine, and `wrk -t2 -c8` for
 DURATION seconds against a route that answers "ok" and the same route with one `audit.log`,
-direct (over TCP and over a Unix socket) and buffered (and with gthread workers), in the same
-run. Reports requests/s, latency, the machine's busy CPU per request (from /proc/stat) and where
+direct (over TCP and over a Unix socket) and buffered (and with gthread workers; with gevent
+workers under ``--workers gevent`` or ``all``), in the same run. Reports requests/s, latency, the machine's busy CPU per request (from /proc/stat) and where
 it went (per process, from /proc/<pid>/stat), and audit's cost per event: the CPU per request of
 an audited mode minus that of the plain route. Every mode runs ``--rounds`` times, interleaved,
 and the table gives medians: the same mode measured minutes apart on this machine differs by a
@@ -57,6 +57,11 @@ PARTS = ("gunicorn", "dramatiq worker", "clock", "redis", "postgresql")
 SYNC = ("--workers", "2")
 #: gunicorn's threaded workers (4 threads each): two servers of one worker (see ``web_servers``)
 GTHREAD = ("--workers", "2", "--worker-class", "gthread", "--threads", "4")
+#: gunicorn's gevent workers (each greenlet a request, group commit sharing their round trips),
+#: split into two servers of one worker as gthread's are
+GEVENT = ("--workers", "2", "--worker-class", "gevent", "--worker-connections", "100")
+#: the worker kinds that serve one process's requests concurrently
+CONCURRENT = (GTHREAD, GEVENT)
 #: a mode's AUDIT_REDIS_URL asking for a Redis of its own on a Unix socket, started by the bench
 #: with the shared server's settings (no snapshots, no append-only file)
 UNIX_SOCKET = "unix-socket"
@@ -75,6 +80,9 @@ MODES = (
     ),
     (GROUPED, "/audited", {}, GTHREAD),
     (BUFFERED_THREADS, "/audited", {"AUDIT_BUFFERED": "true"}, GTHREAD),
+    ("plain route, gevent", "/plain", {}, GEVENT),
+    ("audit.log, direct push, gevent", "/audited", {}, GEVENT),
+    ("audit.log, AUDIT_BUFFERED, gevent", "/audited", {"AUDIT_BUFFERED": "true"}, GEVENT),
 )
 
 
@@ -287,14 +295,14 @@ def reuse_port_sockets(count: int) -> list[socket.socket]:
 def web_servers(
     web: tuple[str, ...], env: dict[str, str], logs: Path, cwd: Path
 ) -> tuple[int, list[Process]]:
-    """The web tier: one gunicorn with two sync workers, or, for gthread, two gunicorns of one
-    gthread worker each, on sockets sharing a port (``reuse_port_sockets``). Two gthread workers
+    """The web tier: one gunicorn with two sync workers, or, for gthread and gevent, two gunicorns
+    of one worker each, on sockets sharing a port (``reuse_port_sockets``). Two gthread workers
     under one gunicorn share one socket, and the one that wakes first accepts every connection
     wrk opens at once; keep-alive then keeps them there for the whole run (seen here on
     2026-11-28: one process did all the work in most gthread runs, even after two retries).
     Returns the port and the processes."""
     app = "bench.load_app:create_app()"
-    if web == GTHREAD:
+    if web in CONCURRENT:
         socks = reuse_port_sockets(2)
         options = ("--workers", "1", *web[2:])
     else:
@@ -455,7 +463,7 @@ def measured(
             return measured(mode, duration, logs, profile, package, think_ms)
     result = run_mode(*mode, duration, logs, profile, package, think_ms)
     for _ in range(2):
-        if web != GTHREAD or result["busiest"] <= SKEWED:
+        if web not in CONCURRENT or result["busiest"] <= SKEWED:
             break
         print(
             f"{label}: one web process did {100 * result['busiest']:.0f}% of the work; run again",
@@ -529,7 +537,10 @@ def main() -> int:
         "--profile", action="store_true", help="py-spy the web, worker and clock of each mode (needs py-spy)"
     )
     parser.add_argument(
-        "--workers", choices=("sync", "gthread", "both"), default="both", help="which kind of gunicorn worker"
+        "--workers",
+        choices=("sync", "gthread", "gevent", "both", "all"),
+        default="both",
+        help="which kind of gunicorn worker: both is sync and gthread, all adds gevent",
     )
     parser.add_argument("--only", default="", help="run only the modes whose label contains this (and plain)")
     parser.add_argument(
@@ -549,7 +560,13 @@ def main() -> int:
         return 2
     logs = Path(tempfile.mkdtemp(prefix="audit-load-"))
     profile = args.profile and shutil.which("py-spy") is not None
-    kinds = {"sync": (SYNC,), "gthread": (GTHREAD,), "both": (SYNC, GTHREAD)}[args.workers]
+    kinds = {
+        "sync": (SYNC,),
+        "gthread": (GTHREAD,),
+        "gevent": (GEVENT,),
+        "both": (SYNC, GTHREAD),
+        "all": (SYNC, GTHREAD, GEVENT),
+    }[args.workers]
     modes = [m for m in MODES if m[3] in kinds and (m[1] == "/plain" or args.only in m[0])]
     # label prefix -> the package to run (None: this tree's); with --against, the two take turns
     # every round, so that the machine's drift falls on both alike
