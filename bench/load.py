@@ -2,9 +2,10 @@
 (1 process, 2 threads), the clock, PostgreSQL and Redis on this machine, and `wrk -t2 -c8` for
 DURATION seconds against a route that answers "ok" and the same route with one `audit.log`,
 direct (over TCP and over a Unix socket) and buffered (and with gthread workers; with gevent
-workers under ``--workers gevent`` or ``all``), in the same run. Reports requests/s, latency, the machine's busy CPU per request (from /proc/stat) and where
-it went (per process, from /proc/<pid>/stat), and audit's cost per event: the CPU per request of
-an audited mode minus that of the plain route. Every mode runs ``--rounds`` times, interleaved,
+workers under ``--workers gevent`` or ``all``), in the same run. Reports requests/s, latency,
+the machine's busy CPU per request (from /proc/stat) and where it went (per process, from
+/proc/<pid>/stat), and audit's cost per event: the CPU per request of an audited mode minus that
+of the plain route. Every mode runs ``--rounds`` times, interleaved,
 and the table gives medians: the same mode measured minutes apart on this machine differs by a
 fifth.
 
