@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.integration.test_end_to_end import http
+from tests.integration.test_end_to_end import http, web_answers
 from tests.processes import gunicorn, listening_socket, python, wait_for
 
 #: more requests than redis-py's pool allows connections (100)
@@ -26,13 +26,7 @@ def test_flask_run_pushes_every_event_without_running_out_of_connections(
     web = spawn("web", python("-m", "flask", "run", "--port", str(port), "--no-reload"), service_env)
     base = f"http://127.0.0.1:{port}"
 
-    def web_up():
-        try:
-            return http("GET", base + "/api/v1/monitoring/health")[0] in (200, 503)
-        except OSError:
-            return False
-
-    wait_for(web_up, 30, "flask run to answer")
+    wait_for(lambda: web_answers(base), 30, "flask run to answer")
     for i in range(REQUESTS):
         status, _, _ = http("POST", base + "/api/v1/keys", {"name": f"k{i}"}, {"X-User-ID": "7"})
         assert status == 201, status
@@ -54,13 +48,7 @@ def test_gunicorn_gevent_workers_push_every_event(service_env, spawn, real_redis
     sock.close()  # gunicorn holds its own copy
     base = f"http://127.0.0.1:{port}"
 
-    def web_up():
-        try:
-            return http("GET", base + "/api/v1/monitoring/health")[0] in (200, 503)
-        except OSError:
-            return False
-
-    wait_for(web_up, 30, "gunicorn (gevent) to answer")
+    wait_for(lambda: web_answers(base), 30, "gunicorn (gevent) to answer")
 
     def create(i: int) -> int:
         return http("POST", base + "/api/v1/keys", {"name": f"k{i}"}, {"X-User-ID": "7"})[0]

@@ -24,6 +24,14 @@ def http(method: str, url: str, body: dict | None = None, headers: dict | None =
         return err.code, dict(err.headers), json.loads(err.read() or b"null")
 
 
+def web_answers(base: str) -> bool:
+    """Whether the app at ``base`` answers its health route yet (healthy or not)."""
+    try:
+        return http("GET", base + "/api/v1/monitoring/health")[0] in (200, 503)
+    except OSError:
+        return False
+
+
 def rows(pg_url: str) -> list[tuple]:
     conn = psycopg2.connect(pg_url)
     try:
@@ -60,13 +68,7 @@ def test_requests_land_in_postgres_through_worker_and_clock(
     clock = spawn("clock", python("-m", "flask", "audit", "scheduler"), service_env)
     base = f"http://127.0.0.1:{port}"
 
-    def web_up():
-        try:
-            return http("GET", base + "/api/v1/monitoring/health")[0] in (200, 503)
-        except OSError:
-            return False
-
-    wait_for(web_up, 30, "gunicorn to answer")
+    wait_for(lambda: web_answers(base), 30, "gunicorn to answer")
     wait_for(
         lambda: http("GET", base + "/api/v1/monitoring/health")[2]["services"]["audit_worker"] == "running",
         30,
