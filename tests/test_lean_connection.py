@@ -207,7 +207,7 @@ def test_threads_that_come_and_go_share_the_kept_connections(real_redis_client, 
     new connection per request: the pool would run out and every push fall back."""
     lean = LeanConnection(real_redis_client)
     clients_before = len(real_redis_client.client_list())
-    for _ in range(150):  # more than the package's pool allows (100), one thread after another
+    for _ in range(150):  # more than redis-py's pool allows (100), one thread after another
         thread = threading.Thread(target=lean.execute, args=(("RPUSH", key_prefix + "t", b"x"),))
         thread.start()
         thread.join()

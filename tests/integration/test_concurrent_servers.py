@@ -8,9 +8,10 @@ it, not this test.)"""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.integration.test_end_to_end import http, web_answers
+from tests.integration.test_end_to_end import http, rows, web_answers
 from tests.processes import gunicorn, listening_socket, python, wait_for
 
 #: more requests than redis-py's pool allows connections (100)
@@ -32,7 +33,7 @@ def test_flask_run_pushes_every_event_without_running_out_of_connections(
         assert status == 201, status
 
     assert real_redis_client.llen(key_prefix + "queue") == REQUESTS  # every event pushed, none fell back
-    status, _, body = http("GET", base + "/api/v1/monitoring/health")
+    _, _, body = http("GET", base + "/api/v1/monitoring/health")
     assert body["services"]["redis"] == "connected", body
     assert "falling back" not in web.output()
     assert "Too many connections" not in web.output()
@@ -59,3 +60,33 @@ def test_gunicorn_gevent_workers_push_every_event(service_env, spawn, real_redis
     assert statuses == [201] * REQUESTS
     assert real_redis_client.llen(key_prefix + "queue") == REQUESTS  # every event pushed, none fell back
     assert "falling back" not in web.output()
+
+
+def test_gunicorn_gevent_workers_answer_when_redis_stops_answering(
+    service_env, spawn, pg_url, real_redis_client
+):
+    """Redis stops answering writes (``CLIENT PAUSE ... WRITE``): under gevent the push still times
+    out after AUDIT_REDIS_TIMEOUT_SECONDS, the breaker opens and the event is written through, so
+    the request is answered and its event stored, long before Redis answers again."""
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    options = ("--workers", "1", "--worker-class", "gevent", "--timeout", "60")
+    web = spawn(
+        "web", gunicorn(sock, "examples.app:create_app()", *options), service_env, pass_fds=(sock.fileno(),)
+    )
+    sock.close()  # gunicorn holds its own copy
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: web_answers(base), 30, "gunicorn (gevent) to answer")
+
+    real_redis_client.execute_command("CLIENT", "PAUSE", 20_000, "WRITE")
+    try:
+        started = time.monotonic()
+        status, _, body = http("POST", base + "/api/v1/keys", {"name": "paused"}, {"X-User-ID": "7"})
+        took = time.monotonic() - started
+    finally:
+        real_redis_client.execute_command("CLIENT", "UNPAUSE")
+
+    assert status == 201, body
+    assert took < 5, f"the request took {took:.1f} s"
+    assert [row[1] for row in rows(pg_url)] == ["api_key_created"]  # written through
+    assert "falling back" in web.output()
