@@ -18,6 +18,20 @@ from tests.processes import gunicorn, listening_socket, python, wait_for
 REQUESTS = 150
 
 
+def gevent_worker(spawn, env: dict[str, str], *options: str):
+    """One gunicorn gevent worker serving the example app, answering: its process and base URL."""
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    command = gunicorn(
+        sock, "examples.app:create_app()", "--workers", "1", "--worker-class", "gevent", *options
+    )
+    web = spawn("web", command, env, pass_fds=(sock.fileno(),))
+    sock.close()  # gunicorn holds its own copy
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: web_answers(base), 30, "gunicorn (gevent) to answer")
+    return web, base
+
+
 def test_flask_run_pushes_every_event_without_running_out_of_connections(
     service_env, spawn, real_redis_client, key_prefix
 ):
@@ -40,16 +54,7 @@ def test_flask_run_pushes_every_event_without_running_out_of_connections(
 
 
 def test_gunicorn_gevent_workers_push_every_event(service_env, spawn, real_redis_client, key_prefix):
-    sock = listening_socket()
-    port = sock.getsockname()[1]
-    options = ("--workers", "1", "--worker-class", "gevent", "--worker-connections", "100")
-    web = spawn(
-        "web", gunicorn(sock, "examples.app:create_app()", *options), service_env, pass_fds=(sock.fileno(),)
-    )
-    sock.close()  # gunicorn holds its own copy
-    base = f"http://127.0.0.1:{port}"
-
-    wait_for(lambda: web_answers(base), 30, "gunicorn (gevent) to answer")
+    web, base = gevent_worker(spawn, service_env, "--worker-connections", "100")
 
     def create(i: int) -> int:
         return http("POST", base + "/api/v1/keys", {"name": f"k{i}"}, {"X-User-ID": "7"})[0]
@@ -68,15 +73,7 @@ def test_gunicorn_gevent_workers_answer_when_redis_stops_answering(
     """Redis stops answering writes (``CLIENT PAUSE ... WRITE``): under gevent the push still times
     out after AUDIT_REDIS_TIMEOUT_SECONDS, the breaker opens and the event is written through, so
     the request is answered and its event stored, long before Redis answers again."""
-    sock = listening_socket()
-    port = sock.getsockname()[1]
-    options = ("--workers", "1", "--worker-class", "gevent", "--timeout", "60")
-    web = spawn(
-        "web", gunicorn(sock, "examples.app:create_app()", *options), service_env, pass_fds=(sock.fileno(),)
-    )
-    sock.close()  # gunicorn holds its own copy
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: web_answers(base), 30, "gunicorn (gevent) to answer")
+    web, base = gevent_worker(spawn, service_env, "--timeout", "60")
 
     real_redis_client.execute_command("CLIENT", "PAUSE", 20_000, "WRITE")
     try:
