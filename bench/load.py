@@ -37,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from statistics import median
 
@@ -46,6 +46,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.kernel_time import breakdown, recording
 from bench.revisions import package_of
 from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, target_rows
 from tests.processes import ROOT, Process, gunicorn, listening_socket, python, wait_for
@@ -328,11 +329,13 @@ def run_mode(
     profile: bool = False,
     package: Path | None = None,
     think_ms: int = 0,
+    perf: bool = False,
 ) -> dict:
     """One run of one mode: the stack started, wrk, the ledger checked, everything stopped.
     With ``package`` (another revision's ``flask_audit``), every process runs from its directory,
     so that its package comes first on the path; this tree's root, on PYTHONPATH, gives the app.
-    With ``think_ms``, every connection pauses that long between requests."""
+    With ``think_ms``, every connection pauses that long between requests. With ``perf``, every
+    CPU is sampled while wrk runs (``bench.kernel_time``)."""
     db, url_db = create_database("audit_load")
     prefix = f"load-{uuid.uuid4().hex[:8]}:"
     env = {
@@ -388,7 +391,10 @@ def run_mode(
             ]
         cpu_before, processes_before, pushes_before = busy_seconds(), process_cpu(), push_calls(redis_url)
         switches_before = switches_by_group()
-        requests, rate, p50, p99, wrk_cpu = wrk(base + route, duration, think_script(think_ms, logs))
+        sampled = logs / f"{db}.perf"
+        with recording(sampled, duration) if perf else nullcontext():
+            requests, rate, p50, p99, wrk_cpu = wrk(base + route, duration, think_script(think_ms, logs))
+        parts_by_pid = {pid: part_of(cmd) for pid, (cmd, _) in process_cpu().items()}
         pushes = push_calls(redis_url) - pushes_before
         switches = {k: v - switches_before[k] for k, v in switches_by_group().items()}
         web_before = web_cpu_by_pid(processes_before)
@@ -422,7 +428,10 @@ def run_mode(
             proc.stop()
         drop_database(db)
     profiles = {proc.name: logs / f"{db}-{proc.name}.txt" for proc in procs}
+    kernel = breakdown(sampled, parts_by_pid.get) if perf else {}
+    sampled.unlink(missing_ok=True)  # tens of MB a run
     return {
+        "kernel": {part: {k: v / requests * 1e6 for k, v in spent.items()} for part, spent in kernel.items()},
         "spots": {name: hot_spots(path) for name, path in profiles.items() if path.exists()},
         "label": label,
         "route": route,
@@ -452,6 +461,7 @@ def measured(
     profile: bool,
     package: Path | None = None,
     think_ms: int = 0,
+    perf: bool = False,
 ) -> dict:
     """One mode's figures. gthread workers keep a keep-alive connection for good, so when one
     process happens to accept most of wrk's 8 connections, the other sits idle and the run
@@ -461,8 +471,8 @@ def measured(
     if extra.get("AUDIT_REDIS_URL") == UNIX_SOCKET:
         with unix_redis(logs) as url:
             mode = (label, route, {**extra, "AUDIT_REDIS_URL": url}, web)
-            return measured(mode, duration, logs, profile, package, think_ms)
-    result = run_mode(*mode, duration, logs, profile, package, think_ms)
+            return measured(mode, duration, logs, profile, package, think_ms, perf)
+    result = run_mode(*mode, duration, logs, profile, package, think_ms, perf)
     for _ in range(2):
         if web not in CONCURRENT or result["busiest"] <= SKEWED:
             break
@@ -470,8 +480,20 @@ def measured(
             f"{label}: one web process did {100 * result['busiest']:.0f}% of the work; run again",
             file=sys.stderr,
         )
-        result = run_mode(*mode, duration, logs, profile, package, think_ms)
+        result = run_mode(*mode, duration, logs, profile, package, think_ms, perf)
     return result
+
+
+def median_kernel_time(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """``--perf``'s split of each part's CPU, the median of the rounds for every call (a round
+    in which a call was never sampled counts it as 0)."""
+    medians: dict[str, dict[str, float]] = {}
+    for part in {part for r in runs for part in r["kernel"]}:
+        calls = {call for r in runs for call in r["kernel"].get(part, {})}
+        medians[part] = {
+            call: median([r["kernel"].get(part, {}).get(call, 0.0) for r in runs]) for call in calls
+        }
+    return medians
 
 
 def summarise(runs: list[dict], plains: list[dict]) -> dict:
@@ -500,6 +522,7 @@ def summarise(runs: list[dict], plains: list[dict]) -> dict:
         "switches": {k: median([r["switches"][k] for r in runs]) for k in first["switches"]},
         "busiest": max(r["busiest"] for r in runs),
         "spots": first["spots"],
+        "kernel": median_kernel_time(runs),
     }
 
 
@@ -511,6 +534,28 @@ def print_table(header: list[str], rows: list[list[str]], align: str | None = No
     print("|" + "".join("---|" if side == "l" else "---:|" for side in align))
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def print_kernel_time(results: list[dict], parts: Sequence[str] = ("gunicorn", "redis")) -> None:
+    """With ``--perf``: each part's CPU a request split between its own code ("user") and the
+    kernel, by system call, the largest first; a mode's rounds' medians."""
+    for part in parts:
+        spent = [r["kernel"].get(part, {}) for r in results]
+        if not any(spent):
+            continue
+        totals: dict[str, float] = {}
+        for one in spent:
+            for k, v in one.items():
+                totals[k] = totals.get(k, 0.0) + v
+        shown = sorted(totals, key=lambda k: -totals[k])[:8]
+        print(
+            f"\n{part}: µs of CPU a request, in its own code (user) or in the kernel, by call (perf samples):\n"
+        )
+        rows = []
+        for r, one in zip(results, spent, strict=True):
+            rest = sum(v for k, v in one.items() if k not in shown)
+            rows.append([r["label"], *(f"{one.get(k, 0.0):.0f}" for k in shown), f"{rest:.0f}"])
+        print_table(["mode", *shown, "the rest"], rows)
 
 
 def print_targets(trees: dict[str, Path | None], results: list[dict]) -> None:
@@ -538,6 +583,12 @@ def main() -> int:
         "--profile", action="store_true", help="py-spy the web, worker and clock of each mode (needs py-spy)"
     )
     parser.add_argument(
+        "--perf",
+        action="store_true",
+        help="sample every CPU with perf while wrk runs and split each part's CPU between its own"
+        " code and the kernel's system calls (needs perf; sampling costs CPU)",
+    )
+    parser.add_argument(
         "--workers",
         choices=("sync", "gthread", "gevent", "both", "all"),
         default="both",
@@ -561,6 +612,7 @@ def main() -> int:
         return 2
     logs = Path(tempfile.mkdtemp(prefix="audit-load-"))
     profile = args.profile and shutil.which("py-spy") is not None
+    perf = args.perf and shutil.which("perf") is not None
     kinds = {
         "sync": (SYNC,),
         "gthread": (GTHREAD,),
@@ -578,7 +630,7 @@ def main() -> int:
     for _ in range(args.rounds):
         for tree, package in trees.items():
             for mode in modes:
-                result = measured(mode, args.duration, logs, profile, package, args.think_ms)
+                result = measured(mode, args.duration, logs, profile, package, args.think_ms, perf)
                 runs[(tree, mode[0])].append(result)
     plain_of = {web: label for label, route, _, web in modes if route == "/plain"}
     results = []
@@ -631,6 +683,7 @@ def main() -> int:
         print("\ntargets: judged only at full load (without --think-ms)")
     else:
         print_targets(trees, results)
+    print_kernel_time(results)
     for r in results:
         for part, spots in r["spots"].items():
             if not spots:
