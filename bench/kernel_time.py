@@ -18,6 +18,8 @@ from pathlib import Path
 FREQUENCY = 997
 #: user-space addresses lie below this (x86-64's canonical split)
 KERNEL_START = 0xFFFF800000000000
+#: the kernel's way in and out of every system call, below the call's own entry point
+SYSCALL_PATH = ("do_syscall_64", "entry_SYSCALL", "syscall_exit")
 #: where a kernel stack says the CPU was serving an interrupt rather than a call
 INTERRUPT_MARKS = ("irq", "sysvec", "softirq", "apic_timer")
 
@@ -51,6 +53,7 @@ def recording(path: Path, seconds: int) -> Iterator[None]:
 
 def where(stack: list[tuple[int, str]]) -> str:
     """What one sample was doing: "user", the system call it ran under ("sendto", "futex"...),
+    "system call entry, exit" (a call's way in or out, before its name is on the stack),
     "interrupts" or "kernel, other". ``stack`` is (address, symbol), leaf first."""
     if not stack or stack[0][0] < KERNEL_START:
         return "user"
@@ -59,6 +62,8 @@ def where(stack: list[tuple[int, str]]) -> str:
         for prefix in ("__x64_sys_", "__do_sys_", "__se_sys_"):
             if sym.startswith(prefix):
                 return sym[len(prefix) :]
+    if any(sym.startswith(SYSCALL_PATH) for sym in kernel):  # entering or leaving, call unnamed
+        return "system call entry, exit"
     if any(mark in sym for sym in kernel for mark in INTERRUPT_MARKS):
         return "interrupts"
     return "kernel, other"

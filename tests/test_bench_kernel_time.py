@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -27,6 +30,11 @@ def test_a_kernel_sample_is_charged_to_the_outermost_system_call():
         (USER, "pthread_cond_timedwait"),
     ]
     assert where(stack) == "futex"
+
+
+def test_a_sample_on_the_way_into_or_out_of_a_call_is_charged_to_system_calls():
+    stack = [(KERNEL + 1, "syscall_exit_to_user_mode"), (KERNEL + 2, "do_syscall_64"), (USER, "getppid")]
+    assert where(stack) == "system call entry, exit"
 
 
 def test_a_kernel_sample_outside_any_call_is_an_interrupt_or_other():
@@ -60,3 +68,25 @@ def test_perf_script_text_is_read_sample_by_sample(monkeypatch, tmp_path):
         "gunicorn": {"sendto": pytest.approx(1 / kernel_time.FREQUENCY)},
         "redis": {"user": pytest.approx(1 / kernel_time.FREQUENCY)},
     }
+
+
+@pytest.mark.skipif(shutil.which("perf") is None, reason="needs perf (Debian's linux-perf)")
+def test_real_perf_samples_tell_own_code_from_a_system_call(tmp_path):
+    """Two real processes under ``perf record -a``: one spinning in Python, one calling the
+    kernel in a loop; the first is charged to "user", the second mostly to its call."""
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    calls = subprocess.Popen([sys.executable, "-c", "import os\nwhile True: os.getppid()"])
+    try:
+        time.sleep(0.3)  # both past interpreter start-up
+        with kernel_time.recording(tmp_path / "x.perf", 1):
+            pass
+    finally:
+        for proc in (spin, calls):
+            proc.kill()
+            proc.wait()
+    parts = {spin.pid: "spin", calls.pid: "calls"}
+    spent = kernel_time.breakdown(tmp_path / "x.perf", parts.get)
+    assert spent["spin"].get("user", 0.0) > 0.8 * sum(spent["spin"].values())
+    in_the_call = spent["calls"].get("getppid", 0.0) + spent["calls"].get("system call entry, exit", 0.0)
+    assert in_the_call > 0.2 * sum(spent["calls"].values())
+    assert spent["calls"].get("getppid", 0.0) > 0
