@@ -18,7 +18,9 @@ measured against the code before it under the same drift.
 
 Needs wrk (apt-get install wrk). ``--profile`` also samples the web, worker and clock with
 py-spy (pip install py-spy) and lists each one's hot spots; sampling costs CPU, so that run's
-table is not the one to compare. Every event of an audited mode is checked into PostgreSQL
+table is not the one to compare; ``--perf`` samples every CPU with perf and splits the web's and
+Redis's CPU between their own code and the kernel's calls (``bench.kernel_time``), at a cost of
+its own. Every event of an audited mode is checked into PostgreSQL
 before the next mode starts (the ledger). Stops every process it started, by PID.
 """
 
@@ -429,7 +431,7 @@ def run_mode(
         drop_database(db)
     profiles = {proc.name: logs / f"{db}-{proc.name}.txt" for proc in procs}
     kernel = breakdown(sampled, parts_by_pid.get) if perf else {}
-    sampled.unlink(missing_ok=True)  # tens of MB a run
+    sampled.unlink(missing_ok=True)  # a few MB a run
     return {
         "kernel": {part: {k: v / requests * 1e6 for k, v in spent.items()} for part, spent in kernel.items()},
         "spots": {name: hot_spots(path) for name, path in profiles.items() if path.exists()},
@@ -612,7 +614,9 @@ def main() -> int:
         return 2
     logs = Path(tempfile.mkdtemp(prefix="audit-load-"))
     profile = args.profile and shutil.which("py-spy") is not None
-    perf = args.perf and shutil.which("perf") is not None
+    if args.perf and shutil.which("perf") is None:
+        print("--perf needs perf: apt-get install linux-perf", file=sys.stderr)
+        return 2
     kinds = {
         "sync": (SYNC,),
         "gthread": (GTHREAD,),
@@ -630,7 +634,7 @@ def main() -> int:
     for _ in range(args.rounds):
         for tree, package in trees.items():
             for mode in modes:
-                result = measured(mode, args.duration, logs, profile, package, args.think_ms, perf)
+                result = measured(mode, args.duration, logs, profile, package, args.think_ms, args.perf)
                 runs[(tree, mode[0])].append(result)
     plain_of = {web: label for label, route, _, web in modes if route == "/plain"}
     results = []
