@@ -396,11 +396,12 @@ def run_mode(
         sampled = logs / f"{db}.perf"
         with recording(sampled, duration) if perf else nullcontext():
             requests, rate, p50, p99, wrk_cpu = wrk(base + route, duration, think_script(think_ms, logs))
-        parts_by_pid = {pid: part_of(cmd) for pid, (cmd, _) in process_cpu().items()}
+        processes_after = process_cpu()  # one reading of /proc: the web's CPU and --perf's pids
+        parts_by_pid = {pid: part_of(cmd) for pid, (cmd, _) in processes_after.items()}
         pushes = push_calls(redis_url) - pushes_before
         switches = {k: v - switches_before[k] for k, v in switches_by_group().items()}
         web_before = web_cpu_by_pid(processes_before)
-        web_used = [v - web_before.get(pid, 0.0) for pid, v in web_cpu_by_pid(process_cpu()).items()]
+        web_used = [v - web_before.get(pid, 0.0) for pid, v in web_cpu_by_pid(processes_after).items()]
         # with keep-alive (gthread), wrk's 8 connections stay with the worker that accepted them
         busiest = max(web_used) / sum(web_used) if sum(web_used) else 0.0
         for spy in spies:
