@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-faults mutation lint bench bench-operations bench-tracking bench-load bench-stages bench-pipeline bench-request bench-durability screenshots clean
+.PHONY: run test test-faults mutation lint bench bench-operations bench-tracking bench-load bench-stages bench-pipeline bench-request bench-durability bench-wakeups screenshots clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench-tracking: $(VENV)/.installed  ## change tracking's cost on a commit of 10,
 
 bench-load: $(VENV)/.installed  ## the whole stack under wrk: plain, direct and buffered, CPU per request
 	$(PY) bench/load.py $(ARGS)
+
+bench-wakeups: $(VENV)/.installed  ## a wake-up's cost on one core and across cores (a socket pair, a lock)
+	$(PY) bench/wakeups.py $(ARGS)
 
 bench-stages: $(VENV)/.installed  ## the drain's and the sealer's Python instructions per event, under callgrind (ARGS="--against REV")
 	$(PY) bench/stage_cost.py $(ARGS)
