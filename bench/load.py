@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.kernel_time import breakdown, recording
 from bench.revisions import package_of
 from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, target_rows
-from tests.processes import ROOT, Process, gunicorn, listening_socket, python, wait_for
+from tests.processes import ROOT, Process, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -66,11 +66,16 @@ GTHREAD = ("--workers", "2", "--worker-class", "gthread", "--threads", "4")
 GEVENT = ("--workers", "2", "--worker-class", "gevent", "--worker-connections", "100")
 #: the worker kinds that serve one process's requests concurrently
 CONCURRENT = (GTHREAD, GEVENT)
+#: not a gunicorn option: a mode's workers each held to a core of their own (``--pin``), by
+#: gunicorn's settings in examples/gunicorn_pinned.py
+PIN = "--pin-to-core"
+PINNED_CONFIG = "python:examples.gunicorn_pinned"
 #: a mode's AUDIT_REDIS_URL asking for a Redis of its own on a Unix socket, started by the bench
 #: with the shared server's settings (no snapshots, no append-only file)
 UNIX_SOCKET = "unix-socket"
 #: (label, route, extra environment, gunicorn's worker options)
-MODES = (
+Mode = tuple[str, str, dict[str, str], tuple[str, ...]]
+MODES: tuple[Mode, ...] = (
     ("plain route", "/plain", {}, SYNC),
     (DIRECT, "/audited", {}, SYNC),
     ("audit.log, direct push, Unix socket", "/audited", {"AUDIT_REDIS_URL": UNIX_SOCKET}, SYNC),
@@ -296,6 +301,39 @@ def reuse_port_sockets(count: int) -> list[socket.socket]:
     return socks
 
 
+def unpinned(web: tuple[str, ...]) -> tuple[str, ...]:
+    """A mode's gunicorn options without the bench's own ``PIN``."""
+    return tuple(option for option in web if option != PIN)
+
+
+def pinned(mode: Mode) -> Mode:
+    """The same mode with its web workers each held to a core (``--pin``)."""
+    label, route, extra, web = mode
+    return (f"{label}, pinned", route, extra, (*web, PIN))
+
+
+def mine(modes: list[Mode], web: tuple[str, ...]) -> list[Mode]:
+    """The modes served by ``web``'s kind of worker."""
+    return [mode for mode in modes if mode[3] == web]
+
+
+def web_commands(web: tuple[str, ...], fds: list[int]) -> list[list[str]]:
+    """The command of each gunicorn serving a mode, one per listening socket: two sync workers
+    under one gunicorn, or one worker per gunicorn for the concurrent kinds. A pinned mode adds
+    examples/gunicorn_pinned.py's settings; with two gunicorns, each starts under ``taskset`` on
+    a core of its own, which the settings then hold its worker to."""
+    app = "bench.load_app:create_app()"
+    options = unpinned(web)
+    if len(fds) > 1:
+        options = ("--workers", "1", *options[2:])
+    if PIN in web:
+        options = (*options, "--config", PINNED_CONFIG)
+    commands = [python("-m", "gunicorn", "--bind", f"fd://{fd}", *options, app) for fd in fds]
+    if PIN in web and len(fds) > 1:
+        commands = [["taskset", "-c", str(core), *command] for core, command in enumerate(commands)]
+    return commands
+
+
 def web_servers(
     web: tuple[str, ...], env: dict[str, str], logs: Path, cwd: Path
 ) -> tuple[int, list[Process]]:
@@ -305,15 +343,11 @@ def web_servers(
     wrk opens at once; keep-alive then keeps them there for the whole run (seen here on
     2026-11-28: one process did all the work in most gthread runs, even after two retries).
     Returns the port and the processes."""
-    app = "bench.load_app:create_app()"
-    if web in CONCURRENT:
-        socks = reuse_port_sockets(2)
-        options = ("--workers", "1", *web[2:])
-    else:
-        socks, options = [listening_socket()], web
+    socks = reuse_port_sockets(2) if unpinned(web) in CONCURRENT else [listening_socket()]
+    commands = web_commands(web, [sock.fileno() for sock in socks])
     procs = [
-        Process(f"web{i or ''}", gunicorn(sock, app, *options), env, logs, pass_fds=(sock.fileno(),), cwd=cwd)
-        for i, sock in enumerate(socks)
+        Process(f"web{i or ''}", command, env, logs, pass_fds=(sock.fileno(),), cwd=cwd)
+        for i, (sock, command) in enumerate(zip(socks, commands, strict=True))
     ]
     port = socks[0].getsockname()[1]
     for sock in socks:
@@ -477,7 +511,7 @@ def measured(
             return measured(mode, duration, logs, profile, package, think_ms, perf)
     result = run_mode(*mode, duration, logs, profile, package, think_ms, perf)
     for _ in range(2):
-        if web not in CONCURRENT or result["busiest"] <= SKEWED:
+        if unpinned(web) not in CONCURRENT or result["busiest"] <= SKEWED:
             break
         print(
             f"{label}: one web process did {100 * result['busiest']:.0f}% of the work; run again",
@@ -592,6 +626,12 @@ def main() -> int:
         " code and the kernel's system calls (needs perf; sampling costs CPU)",
     )
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run every mode twice, the second time with each web worker held to a core of its own"
+        " (examples/gunicorn_pinned.py), labelled 'pinned'",
+    )
+    parser.add_argument(
         "--workers",
         choices=("sync", "gthread", "gevent", "both", "all"),
         default="both",
@@ -626,6 +666,8 @@ def main() -> int:
         "all": (SYNC, GTHREAD, GEVENT),
     }[args.workers]
     modes = [m for m in MODES if m[3] in kinds and (m[1] == "/plain" or args.only in m[0])]
+    if args.pin:  # each kind's modes, then the same pinned, so that plain_of finds each one's plain
+        modes = [m for kind in kinds for m in (*mine(modes, kind), *map(pinned, mine(modes, kind)))]
     # label prefix -> the package to run (None: this tree's); with --against, the two take turns
     # every round, so that the machine's drift falls on both alike
     trees: dict[str, Path | None] = {"": None}

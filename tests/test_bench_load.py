@@ -1,10 +1,12 @@
-"""The load bench's pause between requests: wrk gets a script only when a pause is asked for."""
+"""The load bench's pause between requests (wrk gets a script only when a pause is asked for), and
+its pinned twins of the modes (``--pin``): the same gunicorn options, with the settings that hold
+each worker to a core, and ``taskset`` giving each of two servers its own."""
 
 from __future__ import annotations
 
 import re
 
-from bench.load import think_script
+from bench.load import GTHREAD, PINNED_CONFIG, SYNC, mine, pinned, think_script, web_commands
 
 
 def test_a_pause_gives_wrk_a_delay_of_that_many_milliseconds(tmp_path):
@@ -17,3 +19,34 @@ def test_a_pause_gives_wrk_a_delay_of_that_many_milliseconds(tmp_path):
 def test_no_pause_runs_wrk_as_fast_as_the_server_answers(tmp_path):
     assert think_script(0, tmp_path) == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pinned_twin_keeps_its_modes_route_and_settings_under_a_label_of_its_own():
+    mode = ("audit.log, AUDIT_BUFFERED", "/audited", {"AUDIT_BUFFERED": "true"}, SYNC)
+    label, route, extra, web = pinned(mode)
+    assert (label, route, extra) == (
+        "audit.log, AUDIT_BUFFERED, pinned",
+        "/audited",
+        {"AUDIT_BUFFERED": "true"},
+    )
+    assert mine([mode, pinned(mode)], web) == [pinned(mode)]  # its own kind, with its own plain route
+    assert mine([mode, pinned(mode)], SYNC) == [mode]
+
+
+def test_pinned_sync_workers_run_under_one_gunicorn_with_the_pinning_settings():
+    (plain,) = web_commands(SYNC, [5])
+    (held,) = web_commands(pinned(("p", "/plain", {}, SYNC))[3], [5])
+    assert held == [*plain[:-1], "--config", PINNED_CONFIG, plain[-1]]
+    assert "--workers" in held and held[held.index("--workers") + 1] == "2"
+
+
+def test_two_pinned_servers_each_start_on_a_core_of_their_own():
+    web = pinned(("p", "/plain", {}, GTHREAD))[3]
+    first, second = web_commands(web, [5, 6])
+    assert first[:3] == ["taskset", "-c", "0"] and second[:3] == ["taskset", "-c", "1"]
+    assert "fd://5" in first and "fd://6" in second
+    for command in (first, second):
+        assert command[command.index("--workers") + 1] == "1"
+        assert "--pin-to-core" not in command  # the bench's marker never reaches gunicorn
+        assert command[command.index("--config") + 1] == PINNED_CONFIG
+    assert all("taskset" not in command for command in web_commands(GTHREAD, [5, 6]))
