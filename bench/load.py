@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.kernel_time import breakdown, recording
 from bench.revisions import package_of
-from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, target_rows
+from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, PINNED, target_rows
 from tests.processes import ROOT, Process, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -309,7 +309,7 @@ def unpinned(web: tuple[str, ...]) -> tuple[str, ...]:
 def pinned(mode: Mode) -> Mode:
     """The same mode with its web workers each held to a core (``--pin``)."""
     label, route, extra, web = mode
-    return (f"{label}, pinned", route, extra, (*web, PIN))
+    return (label + PINNED, route, extra, (*web, PIN))
 
 
 def mine(modes: list[Mode], web: tuple[str, ...]) -> list[Mode]:

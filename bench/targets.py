@@ -23,13 +23,21 @@ BOUNDS = (
 )
 #: a direct event with group commit against a buffered one, both on gthread workers
 GROUPED_TIMES_BUFFERED = 1.5
+#: what ``--pin`` adds to a mode's label; its twins are judged against the same bounds, apart
+PINNED = ", pinned"
 
 
 def target_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(target, this run's figure, "met" / "not met" / "cannot tell") for every target whose
-    modes ran; ``results`` maps a mode's label to its summary (``cost``, ``ratio``)."""
+    modes ran, then the same for their pinned twins (``--pin``); ``results`` maps a mode's label
+    to its summary (``cost``, ``ratio``)."""
+    return _rows(results, "") + _rows(results, PINNED)
+
+
+def _rows(results: dict[str, dict[str, Any]], suffix: str) -> list[tuple[str, str, str]]:
     rows = []
-    for label, figure, sense, bound in BOUNDS:
+    for mode, figure, sense, bound in BOUNDS:
+        label = mode + suffix
         result = results.get(label)
         if result is None:
             continue
@@ -40,9 +48,11 @@ def target_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]
         # a cost at or below zero is the machine's drift outgrowing it, not a cost met
         verdict = "cannot tell" if figure == "cost" and value <= 0 else "met" if met else "not met"
         rows.append((f"{label}: {sense} {wanted}", shown, verdict))
-    grouped, buffered = results.get(GROUPED), results.get(BUFFERED_THREADS)
+    grouped, buffered = results.get(GROUPED + suffix), results.get(BUFFERED_THREADS + suffix)
     if grouped is not None and buffered is not None:
-        target = f"{GROUPED}: at most {GROUPED_TIMES_BUFFERED}× the cost of {BUFFERED_THREADS}"
+        target = (
+            f"{GROUPED + suffix}: at most {GROUPED_TIMES_BUFFERED}× the cost of {BUFFERED_THREADS + suffix}"
+        )
         if buffered["cost"] <= 0:  # the buffered cost was lost in the noise: no ratio to take
             rows.append(
                 (target, f"{grouped['cost']:.0f} µs against {buffered['cost']:.0f} µs", "cannot tell")

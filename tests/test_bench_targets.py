@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, target_rows
+from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, PINNED, target_rows
 
 
 def verdicts(results):
@@ -49,3 +49,15 @@ def test_modes_that_did_not_run_have_no_row_and_a_buffered_cost_lost_in_noise_ca
 def test_a_cost_at_or_below_zero_is_not_called_met():
     results = {DIRECT: {"cost": 0.0, "ratio": 0.7}, BUFFERED: {"cost": -57.0, "ratio": 1.11}}
     assert verdicts(results) == ["cannot tell", "met", "cannot tell", "met"]
+
+
+def test_pinned_twins_are_judged_apart_after_the_modes_they_repeat():
+    results = {
+        GROUPED: {"cost": 300.0, "ratio": 0.67},
+        BUFFERED_THREADS: {"cost": 100.0, "ratio": 0.87},
+        GROUPED + PINNED: {"cost": 140.0, "ratio": 0.82},
+        BUFFERED_THREADS + PINNED: {"cost": 100.0, "ratio": 0.88},
+    }
+    rows = target_rows(results)
+    assert [(row[1], row[2]) for row in rows] == [("3.0×", "not met"), ("1.4×", "met")]
+    assert rows[1][0] == f"{GROUPED}, pinned: at most 1.5× the cost of {BUFFERED_THREADS}, pinned"
