@@ -5,11 +5,11 @@ the wall time that passed)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from bench.wakeups import lock_handoff, socket_pair
+from tests.processes import children_of
 
 pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
 
@@ -19,23 +19,11 @@ def test_threads_held_to_one_core_use_no_more_cpu_than_the_time_that_passed():
     assert 0 < cpu <= wall * 1.05, (wall, cpu)
 
 
-def children() -> set[int]:
-    """This process's children, zombies included."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
-                found.add(int(stat.parent.name))
-        except (OSError, ValueError):  # gone meanwhile
-            continue
-    return found
-
-
 def test_a_socket_round_trip_counts_both_processes_and_leaves_no_child():
-    before = children()
+    before = children_of(os.getpid())
     wall, cpu = socket_pair(2_000, {0}, {1})
     assert wall > 0 and cpu > 0, (wall, cpu)
-    assert children() <= before  # the echo was reaped
+    assert children_of(os.getpid()) <= before  # the echo was reaped
 
 
 def test_a_placement_is_given_back_after_the_run():

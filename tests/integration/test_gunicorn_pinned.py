@@ -6,25 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 from tests.integration.test_end_to_end import http, web_answers
-from tests.processes import gunicorn, listening_socket, wait_for
+from tests.processes import children_of, gunicorn, listening_socket, wait_for
 
 CONFIG = "python:examples.gunicorn_pinned"
-
-
-def workers_of(master: int) -> set[int]:
-    """The pids whose parent is ``master``: gunicorn's live workers."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[1]) == master:
-            found.add(int(stat.parent.name))
-    return found
 
 
 def cores_of(pids: set[int]) -> dict[int, set[int]]:
@@ -42,9 +28,9 @@ def test_each_worker_holds_to_a_core_of_its_own_and_its_replacement_to_the_same(
     web = spawn("web", command, service_env, pass_fds=(sock.fileno(),))
     sock.close()
     wait_for(lambda: web_answers(base), 30, "gunicorn to answer")
-    wait_for(lambda: len(workers_of(web.pid)) == 2, 30, "two workers")
+    wait_for(lambda: len(children_of(web.pid)) == 2, 30, "two workers")
 
-    held = cores_of(workers_of(web.pid))
+    held = cores_of(children_of(web.pid))
     assert all(len(mask) == 1 for mask in held.values()), held
     assert set().union(*held.values()) == set(cores[:count]), held  # one core each, while there are two
 
@@ -52,11 +38,11 @@ def test_each_worker_holds_to_a_core_of_its_own_and_its_replacement_to_the_same(
     killed, its_core = max(held.items(), key=lambda item: max(item[1]))
     os.kill(killed, signal.SIGKILL)
     wait_for(
-        lambda: len(workers_of(web.pid) - set(held)) == 1 and len(workers_of(web.pid)) == 2,
+        lambda: len(children_of(web.pid) - set(held)) == 1 and len(children_of(web.pid)) == 2,
         30,
         "a replacement worker",
     )
-    replacement = (workers_of(web.pid) - set(held)).pop()
+    replacement = (children_of(web.pid) - set(held)).pop()
     assert os.sched_getaffinity(replacement) == its_core
 
     for i in range(20):
