@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.kernel_time import breakdown, recording
 from bench.revisions import package_of
 from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, PINNED, target_rows
-from tests.processes import ROOT, Process, listening_socket, python, wait_for
+from tests.processes import ROOT, Process, gunicorn, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -317,19 +317,19 @@ def mine(modes: list[Mode], web: tuple[str, ...]) -> list[Mode]:
     return [mode for mode in modes if mode[3] == web]
 
 
-def web_commands(web: tuple[str, ...], fds: list[int]) -> list[list[str]]:
+def web_commands(web: tuple[str, ...], socks: list[socket.socket]) -> list[list[str]]:
     """The command of each gunicorn serving a mode, one per listening socket: two sync workers
     under one gunicorn, or one worker per gunicorn for the concurrent kinds. A pinned mode adds
     examples/gunicorn_pinned.py's settings; with two gunicorns, each starts under ``taskset`` on
     a core of its own, which the settings then hold its worker to."""
     app = "bench.load_app:create_app()"
     options = unpinned(web)
-    if len(fds) > 1:
+    if len(socks) > 1:
         options = ("--workers", "1", *options[2:])
     if PIN in web:
         options = (*options, "--config", PINNED_CONFIG)
-    commands = [python("-m", "gunicorn", "--bind", f"fd://{fd}", *options, app) for fd in fds]
-    if PIN in web and len(fds) > 1:
+    commands = [gunicorn(sock, app, *options) for sock in socks]
+    if PIN in web and len(socks) > 1:
         commands = [["taskset", "-c", str(core), *command] for core, command in enumerate(commands)]
     return commands
 
@@ -344,7 +344,7 @@ def web_servers(
     2026-11-28: one process did all the work in most gthread runs, even after two retries).
     Returns the port and the processes."""
     socks = reuse_port_sockets(2) if unpinned(web) in CONCURRENT else [listening_socket()]
-    commands = web_commands(web, [sock.fileno() for sock in socks])
+    commands = web_commands(web, socks)
     procs = [
         Process(f"web{i or ''}", command, env, logs, pass_fds=(sock.fileno(),), cwd=cwd)
         for i, (sock, command) in enumerate(zip(socks, commands, strict=True))

@@ -5,6 +5,9 @@ each worker to a core, and ``taskset`` giving each of two servers its own."""
 from __future__ import annotations
 
 import re
+import socket
+
+import pytest
 
 from bench.load import GTHREAD, PINNED_CONFIG, SYNC, mine, pinned, think_script, web_commands
 
@@ -33,20 +36,29 @@ def test_a_pinned_twin_keeps_its_modes_route_and_settings_under_a_label_of_its_o
     assert mine([mode, pinned(mode)], SYNC) == [mode]
 
 
-def test_pinned_sync_workers_run_under_one_gunicorn_with_the_pinning_settings():
-    (plain,) = web_commands(SYNC, [5])
-    (held,) = web_commands(pinned(("p", "/plain", {}, SYNC))[3], [5])
+@pytest.fixture
+def socks():
+    """Two sockets to name in the commands (only their descriptors are read)."""
+    made = [socket.socket(), socket.socket()]
+    yield made
+    for sock in made:
+        sock.close()
+
+
+def test_pinned_sync_workers_run_under_one_gunicorn_with_the_pinning_settings(socks):
+    (plain,) = web_commands(SYNC, socks[:1])
+    (held,) = web_commands(pinned(("p", "/plain", {}, SYNC))[3], socks[:1])
     assert held == [*plain[:-1], "--config", PINNED_CONFIG, plain[-1]]
     assert "--workers" in held and held[held.index("--workers") + 1] == "2"
 
 
-def test_two_pinned_servers_each_start_on_a_core_of_their_own():
+def test_two_pinned_servers_each_start_on_a_core_of_their_own(socks):
     web = pinned(("p", "/plain", {}, GTHREAD))[3]
-    first, second = web_commands(web, [5, 6])
+    first, second = web_commands(web, socks)
     assert first[:3] == ["taskset", "-c", "0"] and second[:3] == ["taskset", "-c", "1"]
-    assert "fd://5" in first and "fd://6" in second
+    assert f"fd://{socks[0].fileno()}" in first and f"fd://{socks[1].fileno()}" in second
     for command in (first, second):
         assert command[command.index("--workers") + 1] == "1"
         assert "--pin-to-core" not in command  # the bench's marker never reaches gunicorn
         assert command[command.index("--config") + 1] == PINNED_CONFIG
-    assert all("taskset" not in command for command in web_commands(GTHREAD, [5, 6]))
+    assert all("taskset" not in command for command in web_commands(GTHREAD, socks))
