@@ -2,8 +2,8 @@
 python:examples.gunicorn_pinned ...``).
 
 On a virtual machine a thread woken on another core can cost several times one woken on its own
-(measured on this project's 2-core CI machine: a lock handed between two threads and back cost
-85 µs of CPU across cores against 21 µs on one). A direct ``audit.log`` wakes its thread twice,
+(`make bench-wakeups` on this project's 2-core CI machine: a lock handed between two threads and
+back cost 54 µs of CPU across cores against 16 µs on one). A direct ``audit.log`` wakes its thread twice,
 and a gthread worker hands the GIL between its threads on every request; held to one core, a
 worker's threads wake where they slept. See the README's "Under load".
 
