@@ -2,7 +2,9 @@
 (1 process, 2 threads), the clock, PostgreSQL and Redis on this machine, and `wrk -t2 -c8` for
 DURATION seconds against a route that answers "ok" and the same route with one `audit.log`,
 direct (over TCP and over a Unix socket) and buffered (and with gthread workers; with gevent
-workers under ``--workers gevent`` or ``all``), in the same run. Reports requests/s, latency,
+workers under ``--workers gevent`` or ``all``), in the same run, and beside them the floor: the
+route waiting for a bare Redis PING instead of an event, what any event confirmed before the
+call returns must pay at least (``bench.targets.floor_rows``). Reports requests/s, latency,
 the machine's busy CPU per request (from /proc/stat) and where it went (per process, from
 /proc/<pid>/stat), and audit's cost per event: the CPU per request of an audited mode minus that
 of the plain route. Every mode runs ``--rounds`` times, interleaved,
@@ -50,7 +52,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.kernel_time import breakdown, recording
 from bench.revisions import package_of
-from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, PINNED, target_rows
+from bench.targets import (
+    BUFFERED,
+    BUFFERED_THREADS,
+    DIRECT,
+    FLOOR,
+    FLOOR_THREADS,
+    GROUPED,
+    PINNED,
+    floor_rows,
+    target_rows,
+)
 from tests.processes import ROOT, Process, gunicorn, listening_socket, python, wait_for
 
 REDIS_URL = os.environ.get("AUDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -80,6 +92,7 @@ MODES: tuple[Mode, ...] = (
     (DIRECT, "/audited", {}, SYNC),
     ("audit.log, direct push, Unix socket", "/audited", {"AUDIT_REDIS_URL": UNIX_SOCKET}, SYNC),
     (BUFFERED, "/audited", {"AUDIT_BUFFERED": "true"}, SYNC),
+    (FLOOR, "/round-trip", {}, SYNC),
     ("plain route, gthread", "/plain", {}, GTHREAD),
     (
         "audit.log, direct push, gthread, no group commit",
@@ -89,6 +102,7 @@ MODES: tuple[Mode, ...] = (
     ),
     (GROUPED, "/audited", {}, GTHREAD),
     (BUFFERED_THREADS, "/audited", {"AUDIT_BUFFERED": "true"}, GTHREAD),
+    (FLOOR_THREADS, "/round-trip", {}, GTHREAD),
     ("plain route, gevent", "/plain", {}, GEVENT),
     ("audit.log, direct push, gevent", "/audited", {}, GEVENT),
     ("audit.log, AUDIT_BUFFERED, gevent", "/audited", {"AUDIT_BUFFERED": "true"}, GEVENT),
@@ -210,6 +224,14 @@ def think_script(think_ms: int, logs: Path) -> list[str]:
     return ["-s", str(script)]
 
 
+def refuse_errors(url: str, out: str) -> None:
+    """Raise when wrk's report counts answers that were not 2xx or 3xx: an error answered fast
+    would pass for a cheap request (wrk counts it as served)."""
+    failed = re.search(r"Non-2xx or 3xx responses: \d+", out)
+    if failed:
+        raise RuntimeError(f"wrk against {url}: {failed.group(0)}")
+
+
 def wrk(url: str, duration: int, options: Sequence[str] = ()) -> tuple[int, float, float, float, float]:
     """(requests, requests/s, p50 ms, p99 ms, wrk's own CPU seconds) of one wrk run; ``options``
     are wrk's further options (``think_script``'s)."""
@@ -222,6 +244,7 @@ def wrk(url: str, duration: int, options: Sequence[str] = ()) -> tuple[int, floa
         check=True,
     ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    refuse_errors(url, out)
     used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -542,6 +565,7 @@ def summarise(runs: list[dict], plains: list[dict]) -> dict:
     return {
         "label": first["label"],
         "audited": audited,
+        "stores": first["route"] == "/audited",
         "rate": median([r["rate"] for r in runs]),
         "ratio": median([r["rate"] / p["rate"] for r, p in zip(runs, plains, strict=True)]),
         "p50": median([r["p50"] for r in runs]),
@@ -552,7 +576,7 @@ def summarise(runs: list[dict], plains: list[dict]) -> dict:
         # the same cost in plain requests: the machine's speed drifts by hour, and this does less
         "in_plains": median([c / p["cpu_us"] for c, p in zip(costs, plains, strict=True)]),
         "calls": median([r["pushes"] / r["requests"] for r in runs]),
-        "per_batch": median([r["rows"] / r["batches"] for r in runs]) if audited else 0.0,
+        "per_batch": median([r["rows"] / r["batches"] for r in runs]) if first["batches"] else 0.0,
         "rows": sum(r["rows"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
         "groups": {k: median([r["groups"][k] for r in runs]) for k in first["groups"]},
@@ -604,6 +628,21 @@ def print_targets(trees: dict[str, Path | None], results: list[dict]) -> None:
                 f"\n{tree}targets, from this run's medians (each round's figures are in the first table):\n"
             )
             print_table(["target", "this run", ""], [list(row) for row in verdicts], align="lrl")
+
+
+def print_floors(trees: dict[str, Path | None], results: list[dict]) -> None:
+    """Each tree's floor: what waiting for a bare round trip to Redis costs by itself, and the
+    least a direct event can cost against a buffered one because of it (``bench.targets.floor_rows``)."""
+    for tree in trees:
+        rows = floor_rows({r["label"][len(tree) :]: r for r in results if r["label"].startswith(tree)})
+        if rows:
+            print(
+                f"\n{tree}the floor: a bare Redis round trip a request (PING), no event, against the plain route:\n"
+            )
+            header = ["workers", "its cost", "of it, in the web processes", "a buffered event"]
+            print_table(
+                [*header, "least a direct event can cost", "a direct event cost"], [list(r) for r in rows]
+            )
 
 
 def main() -> int:
@@ -706,6 +745,8 @@ def main() -> int:
             f"{r['rows']:,} of {r['requests']:,}+",
         ]
         ratio, cost, in_plains, calls, per_batch, stored = audited if r["audited"] else [""] * len(audited)
+        if not r["stores"]:  # the floor: no event, so no pushes, batches or rows to show
+            calls = per_batch = stored = ""
         latency = f"{r['p50']:.2f} / {r['p99']:.2f}"
         figures = [f"{r['rate']:,.0f}", ratio, latency, f"{r['cpu_us']:.0f} µs", cost]
         rows.append([r["label"], *figures, in_plains, calls, per_batch, stored])
@@ -730,6 +771,7 @@ def main() -> int:
         print("\ntargets: judged only at full load (without --think-ms)")
     else:
         print_targets(trees, results)
+        print_floors(trees, results)
     print_kernel_time(results)
     for r in results:
         for part, spots in r["spots"].items():

@@ -4,7 +4,8 @@ reads whether this machine's hour met them instead of working it out from the ta
 The targets (for the whole stack on this 2-core machine): a direct event costs at most 150 µs on
 sync workers and keeps 0.6 of plain throughput; a buffered one costs at most 50 µs and keeps
 0.85 of it; on gthread workers with group commit, a direct event costs at most 1.5 times a
-buffered one.
+buffered one. Beside them, the floor: what waiting for a bare round trip to Redis costs by
+itself, and so the least a direct event can cost against a buffered one on this machine.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from typing import Any
 
 DIRECT, BUFFERED = "audit.log, direct push", "audit.log, AUDIT_BUFFERED"
 GROUPED, BUFFERED_THREADS = "audit.log, direct push, gthread", "audit.log, AUDIT_BUFFERED, gthread"
+PLAIN, PLAIN_THREADS = "plain route", "plain route, gthread"
+#: no event: each request waits for one PING on a kept socket (bench/load_app.py's /round-trip)
+FLOOR = "floor: a bare Redis PING a request, no event"
+FLOOR_THREADS = FLOOR + ", gthread"
 #: (mode, figure, at most / at least, bound): "cost" is the audit's cost per event in µs,
 #: "ratio" the throughput against the plain route of the same worker class
 BOUNDS = (
@@ -60,4 +65,45 @@ def _rows(results: dict[str, dict[str, Any]], suffix: str) -> list[tuple[str, st
         else:
             times = grouped["cost"] / buffered["cost"]
             rows.append((target, f"{times:.1f}×", "met" if times <= GROUPED_TIMES_BUFFERED else "not met"))
+    return rows
+
+
+#: (worker class, its plain route, the floor, the direct mode, the buffered mode)
+FLOORS = (
+    ("sync", PLAIN, FLOOR, DIRECT, BUFFERED),
+    ("gthread", PLAIN_THREADS, FLOOR_THREADS, GROUPED, BUFFERED_THREADS),
+)
+
+
+def floor_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    """For each worker class whose floor, direct and buffered modes ran: what a bare round trip
+    cost over the plain route, the web processes' part of it, the buffered event's cost, the
+    least a direct event could then cost against a buffered one, and what it did cost.
+
+    A direct event pays what a buffered one does (building, the drain, the insert) and waits for
+    Redis besides; group commit can share Redis's part of the wait among callers, but each caller
+    still sleeps and wakes in its own web process. So the web processes' part of the floor, added
+    to a buffered event, is the least any per-request confirmation costs here, whatever its code:
+    (buffered + floor's web part) / buffered."""
+    rows = []
+    for kind, plain_label, floor_label, direct_label, buffered_label in FLOORS:
+        plain, floor = results.get(plain_label), results.get(floor_label)
+        direct, buffered = results.get(direct_label), results.get(buffered_label)
+        if None in (plain, floor, direct, buffered):
+            continue
+        web = floor["groups"]["gunicorn"] - plain["groups"]["gunicorn"]
+        least = direct_times = "cannot tell"
+        if buffered["cost"] > 0:  # a buffered cost lost in the noise gives no ratio
+            least = f"{(buffered['cost'] + web) / buffered['cost']:.1f}×"
+            direct_times = f"{direct['cost'] / buffered['cost']:.1f}×"
+        rows.append(
+            (
+                kind,
+                f"{floor['cost']:.0f} µs",
+                f"{web:.0f} µs",
+                f"{buffered['cost']:.0f} µs",
+                least,
+                direct_times,
+            )
+        )
     return rows

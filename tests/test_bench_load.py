@@ -1,6 +1,7 @@
 """The load bench's pause between requests (wrk gets a script only when a pause is asked for), and
 its pinned twins of the modes (``--pin``): the same gunicorn options, with the settings that hold
-each worker to a core, and ``taskset`` giving each of two servers its own."""
+each worker to a core, and ``taskset`` giving each of two servers its own; and a wrk run whose
+answers were errors, refused."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import socket
 
 import pytest
 
-from bench.load import GTHREAD, PINNED_CONFIG, SYNC, mine, pinned, think_script, web_commands
+from bench.load import GTHREAD, PINNED_CONFIG, SYNC, mine, pinned, refuse_errors, think_script, web_commands
 
 
 def test_a_pause_gives_wrk_a_delay_of_that_many_milliseconds(tmp_path):
@@ -62,3 +63,16 @@ def test_two_pinned_servers_each_start_on_a_core_of_their_own(socks):
         assert "--pin-to-core" not in command  # the bench's marker never reaches gunicorn
         assert command[command.index("--config") + 1] == PINNED_CONFIG
     assert all("taskset" not in command for command in web_commands(GTHREAD, socks))
+
+
+WRK_REPORT = """Running 10s test @ http://127.0.0.1:8000/round-trip
+  2 threads and 8 connections
+  48000 requests in 10.00s, 7.1MB read
+{errors}Requests/sec:   4800.00
+"""
+
+
+def test_a_wrk_run_with_error_answers_is_refused_not_measured():
+    with pytest.raises(RuntimeError, match="Non-2xx or 3xx responses: 12"):
+        refuse_errors("http://x/round-trip", WRK_REPORT.format(errors="  Non-2xx or 3xx responses: 12\n"))
+    refuse_errors("http://x/plain", WRK_REPORT.format(errors=""))  # every answer 2xx: no complaint

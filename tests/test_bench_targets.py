@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from bench.targets import BUFFERED, BUFFERED_THREADS, DIRECT, GROUPED, PINNED, target_rows
+from bench.targets import (
+    BUFFERED,
+    BUFFERED_THREADS,
+    DIRECT,
+    FLOOR,
+    FLOOR_THREADS,
+    GROUPED,
+    PINNED,
+    PLAIN,
+    PLAIN_THREADS,
+    floor_rows,
+    target_rows,
+)
 
 
 def verdicts(results):
@@ -61,3 +73,40 @@ def test_pinned_twins_are_judged_apart_after_the_modes_they_repeat():
     rows = target_rows(results)
     assert [(row[1], row[2]) for row in rows] == [("3.0×", "not met"), ("1.4×", "met")]
     assert rows[1][0] == f"{GROUPED}, pinned: at most 1.5× the cost of {BUFFERED_THREADS}, pinned"
+
+
+def summary(cost, gunicorn):
+    return {"cost": cost, "ratio": 0.7, "groups": {"gunicorn": gunicorn}}
+
+
+def test_the_floor_adds_the_web_processes_part_of_a_bare_round_trip_to_a_buffered_event():
+    results = {
+        PLAIN_THREADS: summary(0.0, 400.0),
+        FLOOR_THREADS: summary(300.0, 520.0),  # 120 µs of the round trip's 300 in the web processes
+        GROUPED: summary(240.0, 500.0),
+        BUFFERED_THREADS: summary(60.0, 430.0),
+    }
+    assert floor_rows(results) == [("gthread", "300 µs", "120 µs", "60 µs", "3.0×", "4.0×")]
+
+
+def test_a_worker_class_without_all_four_modes_gives_no_floor_row():
+    results = {
+        PLAIN: summary(0.0, 300.0),
+        FLOOR: summary(150.0, 380.0),
+        DIRECT: summary(140.0, 370.0),
+        BUFFERED: summary(40.0, 320.0),
+        PLAIN_THREADS: summary(0.0, 400.0),
+        FLOOR_THREADS: summary(300.0, 520.0),
+    }
+    assert [row[0] for row in floor_rows(results)] == ["sync"]
+    assert floor_rows(results)[0][4:] == ("3.0×", "3.5×")
+
+
+def test_a_buffered_cost_lost_in_the_noise_gives_no_floor_ratio():
+    results = {
+        PLAIN: summary(0.0, 300.0),
+        FLOOR: summary(150.0, 380.0),
+        DIRECT: summary(140.0, 370.0),
+        BUFFERED: summary(-5.0, 320.0),
+    }
+    assert floor_rows(results)[0][4:] == ("cannot tell", "cannot tell")
