@@ -640,9 +640,8 @@ def print_floors(trees: dict[str, Path | None], results: list[dict]) -> None:
                 f"\n{tree}the floor: a bare Redis round trip a request (PING), no event, against the plain route:\n"
             )
             header = ["workers", "its cost", "of it, in the web processes", "a buffered event"]
-            print_table(
-                [*header, "least a direct event can cost", "a direct event cost"], [list(r) for r in rows]
-            )
+            header += ["least a direct event can cost", "a direct event cost"]
+            print_table([*header, "web switches over plain: floor/direct/buffered"], [list(r) for r in rows])
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ itself, and so the least a direct event can cost against a buffered one on this 
 
 from __future__ import annotations
 
+from itertools import product
 from typing import Any
 
 DIRECT, BUFFERED = "audit.log, direct push", "audit.log, AUDIT_BUFFERED"
@@ -76,9 +77,11 @@ FLOORS = (
 
 
 def floor_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
-    """For each worker class whose floor, direct and buffered modes ran: what a bare round trip
-    cost over the plain route, the web processes' part of it, the buffered event's cost, the
-    least a direct event could then cost against a buffered one, and what it did cost.
+    """For each worker class whose floor, direct and buffered modes ran (and again for their
+    pinned twins, ``--pin``): what a bare round trip cost over the plain route, the web
+    processes' part of it, the buffered event's cost, the least a direct event could then cost
+    against a buffered one, what it did cost, and the web processes' context switches a request
+    over the plain route's for the floor, the direct event and the buffered one.
 
     A direct event pays what a buffered one does (building, the drain, the insert) and waits for
     Redis besides; group commit can share Redis's part of the wait among callers, but each caller
@@ -86,24 +89,30 @@ def floor_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
     to a buffered event, is the least any per-request confirmation costs here, whatever its code:
     (buffered + floor's web part) / buffered."""
     rows = []
-    for kind, plain_label, floor_label, direct_label, buffered_label in FLOORS:
-        plain, floor = results.get(plain_label), results.get(floor_label)
-        direct, buffered = results.get(direct_label), results.get(buffered_label)
-        if None in (plain, floor, direct, buffered):
+    for (kind, *labels), suffix in product(FLOORS, ("", PINNED)):
+        plain, floor, direct, buffered = (results.get(label + suffix) for label in labels)
+        if plain is None or floor is None or direct is None or buffered is None:
             continue
         web = floor["groups"]["gunicorn"] - plain["groups"]["gunicorn"]
+        # the web processes' context switches a request over the plain route's: a count the
+        # machine's hour does not move, where its CPU figures can swing by 100 µs
+        switches = "/".join(
+            f"{mode['switches']['gunicorn'] - plain['switches']['gunicorn']:+.2f}"
+            for mode in (floor, direct, buffered)
+        )
         least = direct_times = "cannot tell"
         if buffered["cost"] > 0:  # a buffered cost lost in the noise gives no ratio
             least = f"{(buffered['cost'] + web) / buffered['cost']:.1f}×"
             direct_times = f"{direct['cost'] / buffered['cost']:.1f}×"
         rows.append(
             (
-                kind,
+                kind + suffix,
                 f"{floor['cost']:.0f} µs",
                 f"{web:.0f} µs",
                 f"{buffered['cost']:.0f} µs",
                 least,
                 direct_times,
+                switches,
             )
         )
     return rows

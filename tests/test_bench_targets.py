@@ -75,18 +75,20 @@ def test_pinned_twins_are_judged_apart_after_the_modes_they_repeat():
     assert rows[1][0] == f"{GROUPED}, pinned: at most 1.5× the cost of {BUFFERED_THREADS}, pinned"
 
 
-def summary(cost, gunicorn):
-    return {"cost": cost, "ratio": 0.7, "groups": {"gunicorn": gunicorn}}
+def summary(cost, gunicorn, switches=0.0):
+    return {"cost": cost, "ratio": 0.7, "groups": {"gunicorn": gunicorn}, "switches": {"gunicorn": switches}}
 
 
 def test_the_floor_adds_the_web_processes_part_of_a_bare_round_trip_to_a_buffered_event():
     results = {
-        PLAIN_THREADS: summary(0.0, 400.0),
-        FLOOR_THREADS: summary(300.0, 520.0),  # 120 µs of the round trip's 300 in the web processes
-        GROUPED: summary(240.0, 500.0),
-        BUFFERED_THREADS: summary(60.0, 430.0),
+        PLAIN_THREADS: summary(0.0, 400.0, 4.8),
+        FLOOR_THREADS: summary(300.0, 520.0, 7.9),  # 120 µs of the round trip's 300 in the web processes
+        GROUPED: summary(240.0, 500.0, 8.4),
+        BUFFERED_THREADS: summary(60.0, 430.0, 5.5),
     }
-    assert floor_rows(results) == [("gthread", "300 µs", "120 µs", "60 µs", "3.0×", "4.0×")]
+    assert floor_rows(results) == [
+        ("gthread", "300 µs", "120 µs", "60 µs", "3.0×", "4.0×", "+3.10/+3.60/+0.70")
+    ]
 
 
 def test_a_worker_class_without_all_four_modes_gives_no_floor_row():
@@ -99,7 +101,7 @@ def test_a_worker_class_without_all_four_modes_gives_no_floor_row():
         FLOOR_THREADS: summary(300.0, 520.0),
     }
     assert [row[0] for row in floor_rows(results)] == ["sync"]
-    assert floor_rows(results)[0][4:] == ("3.0×", "3.5×")
+    assert floor_rows(results)[0][4:6] == ("3.0×", "3.5×")
 
 
 def test_a_buffered_cost_lost_in_the_noise_gives_no_floor_ratio():
@@ -109,4 +111,21 @@ def test_a_buffered_cost_lost_in_the_noise_gives_no_floor_ratio():
         DIRECT: summary(140.0, 370.0),
         BUFFERED: summary(-5.0, 320.0),
     }
-    assert floor_rows(results)[0][4:] == ("cannot tell", "cannot tell")
+    assert floor_rows(results)[0][4:6] == ("cannot tell", "cannot tell")
+
+
+def test_pinned_twins_get_a_floor_row_of_their_own():
+    modes = {
+        PLAIN_THREADS: summary(0.0, 400.0),
+        FLOOR_THREADS: summary(300.0, 520.0),
+        GROUPED: summary(240.0, 500.0),
+        BUFFERED_THREADS: summary(60.0, 430.0),
+    }
+    twins = {
+        label + PINNED: summary(value["cost"] / 2, value["groups"]["gunicorn"] - 30)
+        for label, value in modes.items()
+    }
+    twins[FLOOR_THREADS + PINNED] = summary(100.0, 400.0)  # 30 µs of the web processes' over plain
+    rows = floor_rows({**modes, **twins})
+    assert [row[0] for row in rows] == ["gthread", "gthread, pinned"]
+    assert rows[1][1:-1] == ("100 µs", "30 µs", "30 µs", "2.0×", "4.0×")
