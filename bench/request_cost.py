@@ -1,6 +1,7 @@
 """What one `audit.log` adds to a Flask request, measured in one process: the app of
 `bench/load.py` called through WSGI in a loop, the plain route against the audited one, in direct
-and buffered mode against the real Redis. Steadier than the load bench (here the plain route
+and buffered mode against the real Redis, and the route that waits for a bare Redis PING
+instead of logging (the load bench's floor). Steadier than the load bench (here the plain route
 moved by 2 µs between runs, the audited ones by 4, against 20 under wrk), so it is the one to
 tell a small change of the request path from noise; the load bench says what that is worth with
 the whole stack on the machine.
@@ -53,6 +54,9 @@ MODES = (
     ("plain route", "/plain", {}),
     ("audit.log, direct push", "/audited", {}),
     ("audit.log, AUDIT_BUFFERED", "/audited", {"AUDIT_BUFFERED": "true"}),
+    # no event: the route waits for one PING, so direct mode's figure less this one is what
+    # audit.log adds to a round trip that any confirmed event must make
+    ("floor: a bare Redis PING, no event", "/round-trip", {}),
 )
 
 
