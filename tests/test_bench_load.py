@@ -1,7 +1,7 @@
 """The load bench's pause between requests (wrk gets a script only when a pause is asked for), and
 its pinned twins of the modes (``--pin``): the same gunicorn options, with the settings that hold
 each worker to a core, and ``taskset`` giving each of two servers its own; and a wrk run whose
-answers were errors, refused."""
+answers were errors, refused; the floor's table, printed for each tree whose modes ran."""
 
 from __future__ import annotations
 
@@ -10,7 +10,18 @@ import socket
 
 import pytest
 
-from bench.load import GTHREAD, PINNED_CONFIG, SYNC, mine, pinned, refuse_errors, think_script, web_commands
+from bench.load import (
+    GTHREAD,
+    PINNED_CONFIG,
+    SYNC,
+    mine,
+    pinned,
+    print_floors,
+    refuse_errors,
+    think_script,
+    web_commands,
+)
+from bench.targets import BUFFERED_THREADS, FLOOR_THREADS, GROUPED, PLAIN_THREADS
 
 
 def test_a_pause_gives_wrk_a_delay_of_that_many_milliseconds(tmp_path):
@@ -76,3 +87,26 @@ def test_a_wrk_run_with_error_answers_is_refused_not_measured():
     with pytest.raises(RuntimeError, match="Non-2xx or 3xx responses: 12"):
         refuse_errors("http://x/round-trip", WRK_REPORT.format(errors="  Non-2xx or 3xx responses: 12\n"))
     refuse_errors("http://x/plain", WRK_REPORT.format(errors=""))  # every answer 2xx: no complaint
+
+
+def test_the_floor_table_is_printed_for_each_tree_that_ran_its_modes(capsys):
+    def result(label, cost, gunicorn, switches):
+        return {
+            "label": label,
+            "cost": cost,
+            "groups": {"gunicorn": gunicorn},
+            "switches": {"gunicorn": switches},
+        }
+
+    modes = [
+        (PLAIN_THREADS, 0.0, 400.0, 4.8),
+        (FLOOR_THREADS, 300.0, 520.0, 7.9),
+        (GROUPED, 240.0, 500.0, 8.4),
+        (BUFFERED_THREADS, 60.0, 430.0, 5.5),
+    ]
+    results = [result("old: " + label, *figures) for label, *figures in modes]
+    results += [result("new: " + label, *figures) for label, *figures in modes[:3]]  # no buffered mode
+    print_floors({"old: ": None, "new: ": None}, results)
+    printed = capsys.readouterr().out
+    assert "old: the floor: a bare Redis round trip" in printed and "new: the floor" not in printed
+    assert "| gthread | 300 µs | 120 µs | 60 µs | 3.0× | 4.0× | +3.10/+3.60/+0.70 |" in printed

@@ -79,14 +79,17 @@ def summary(cost, gunicorn, switches=0.0):
     return {"cost": cost, "ratio": 0.7, "groups": {"gunicorn": gunicorn}, "switches": {"gunicorn": switches}}
 
 
+#: a gthread run with the floor: 120 µs of the round trip's 300 in the web processes
+THREADED = {
+    PLAIN_THREADS: summary(0.0, 400.0, 4.8),
+    FLOOR_THREADS: summary(300.0, 520.0, 7.9),
+    GROUPED: summary(240.0, 500.0, 8.4),
+    BUFFERED_THREADS: summary(60.0, 430.0, 5.5),
+}
+
+
 def test_the_floor_adds_the_web_processes_part_of_a_bare_round_trip_to_a_buffered_event():
-    results = {
-        PLAIN_THREADS: summary(0.0, 400.0, 4.8),
-        FLOOR_THREADS: summary(300.0, 520.0, 7.9),  # 120 µs of the round trip's 300 in the web processes
-        GROUPED: summary(240.0, 500.0, 8.4),
-        BUFFERED_THREADS: summary(60.0, 430.0, 5.5),
-    }
-    assert floor_rows(results) == [
+    assert floor_rows(THREADED) == [
         ("gthread", "300 µs", "120 µs", "60 µs", "3.0×", "4.0×", "+3.10/+3.60/+0.70")
     ]
 
@@ -115,17 +118,11 @@ def test_a_buffered_cost_lost_in_the_noise_gives_no_floor_ratio():
 
 
 def test_pinned_twins_get_a_floor_row_of_their_own():
-    modes = {
-        PLAIN_THREADS: summary(0.0, 400.0),
-        FLOOR_THREADS: summary(300.0, 520.0),
-        GROUPED: summary(240.0, 500.0),
-        BUFFERED_THREADS: summary(60.0, 430.0),
-    }
     twins = {
         label + PINNED: summary(value["cost"] / 2, value["groups"]["gunicorn"] - 30)
-        for label, value in modes.items()
+        for label, value in THREADED.items()
     }
     twins[FLOOR_THREADS + PINNED] = summary(100.0, 400.0)  # 30 µs of the web processes' over plain
-    rows = floor_rows({**modes, **twins})
+    rows = floor_rows({**THREADED, **twins})
     assert [row[0] for row in rows] == ["gthread", "gthread, pinned"]
     assert rows[1][1:-1] == ("100 µs", "30 µs", "30 µs", "2.0×", "4.0×")
