@@ -60,6 +60,8 @@ from bench.targets import (
     FLOOR_THREADS,
     GROUPED,
     PINNED,
+    PLAIN,
+    PLAIN_THREADS,
     floor_rows,
     target_rows,
 )
@@ -88,12 +90,12 @@ UNIX_SOCKET = "unix-socket"
 #: (label, route, extra environment, gunicorn's worker options)
 Mode = tuple[str, str, dict[str, str], tuple[str, ...]]
 MODES: tuple[Mode, ...] = (
-    ("plain route", "/plain", {}, SYNC),
+    (PLAIN, "/plain", {}, SYNC),
     (DIRECT, "/audited", {}, SYNC),
     ("audit.log, direct push, Unix socket", "/audited", {"AUDIT_REDIS_URL": UNIX_SOCKET}, SYNC),
     (BUFFERED, "/audited", {"AUDIT_BUFFERED": "true"}, SYNC),
     (FLOOR, "/round-trip", {}, SYNC),
-    ("plain route, gthread", "/plain", {}, GTHREAD),
+    (PLAIN_THREADS, "/plain", {}, GTHREAD),
     (
         "audit.log, direct push, gthread, no group commit",
         "/audited",
