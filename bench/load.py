@@ -4,7 +4,9 @@ DURATION seconds against a route that answers "ok" and the same route with one `
 direct (over TCP and over a Unix socket) and buffered (and with gthread workers; with gevent
 workers under ``--workers gevent`` or ``all``), in the same run, and beside them the floor: the
 route waiting for a bare Redis PING instead of an event, what any event confirmed before the
-call returns must pay at least (``bench.targets.floor_rows``). Reports requests/s, latency,
+call returns must pay at least (``bench.targets.floor_rows``), and the floor with an event: a
+buffered event and then that PING in one request, a direct event's two parts without its push.
+Reports requests/s, latency,
 the machine's busy CPU per request (from /proc/stat) and where it went (per process, from
 /proc/<pid>/stat), and audit's cost per event: the CPU per request of an audited mode minus that
 of the plain route. Every mode runs ``--rounds`` times, interleaved,
@@ -57,6 +59,8 @@ from bench.targets import (
     BUFFERED_THREADS,
     DIRECT,
     FLOOR,
+    FLOOR_EVENT,
+    FLOOR_EVENT_THREADS,
     FLOOR_THREADS,
     GROUPED,
     PINNED,
@@ -87,6 +91,8 @@ PINNED_CONFIG = "python:examples.gunicorn_pinned"
 #: a mode's AUDIT_REDIS_URL asking for a Redis of its own on a Unix socket, started by the bench
 #: with the shared server's settings (no snapshots, no append-only file)
 UNIX_SOCKET = "unix-socket"
+#: the routes that log one event a request, each of which the ledger checks into PostgreSQL
+LOGGING_ROUTES = ("/audited", "/audited-round-trip")
 #: (label, route, extra environment, gunicorn's worker options)
 Mode = tuple[str, str, dict[str, str], tuple[str, ...]]
 MODES: tuple[Mode, ...] = (
@@ -95,6 +101,7 @@ MODES: tuple[Mode, ...] = (
     ("audit.log, direct push, Unix socket", "/audited", {"AUDIT_REDIS_URL": UNIX_SOCKET}, SYNC),
     (BUFFERED, "/audited", {"AUDIT_BUFFERED": "true"}, SYNC),
     (FLOOR, "/round-trip", {}, SYNC),
+    (FLOOR_EVENT, "/audited-round-trip", {"AUDIT_BUFFERED": "true"}, SYNC),
     (PLAIN_THREADS, "/plain", {}, GTHREAD),
     (
         "audit.log, direct push, gthread, no group commit",
@@ -105,6 +112,7 @@ MODES: tuple[Mode, ...] = (
     (GROUPED, "/audited", {}, GTHREAD),
     (BUFFERED_THREADS, "/audited", {"AUDIT_BUFFERED": "true"}, GTHREAD),
     (FLOOR_THREADS, "/round-trip", {}, GTHREAD),
+    (FLOOR_EVENT_THREADS, "/audited-round-trip", {"AUDIT_BUFFERED": "true"}, GTHREAD),
     ("plain route, gevent", "/plain", {}, GEVENT),
     ("audit.log, direct push, gevent", "/audited", {}, GEVENT),
     ("audit.log, AUDIT_BUFFERED, gevent", "/audited", {"AUDIT_BUFFERED": "true"}, GEVENT),
@@ -473,8 +481,8 @@ def run_mode(
                 cur.execute("SELECT count(*) FROM audit_logs")
                 return cur.fetchone()[0]
 
-        expected_at_least = requests if route == "/audited" else 0
-        if route == "/audited":  # the ledger: every request's event lands (warm-up ones too)
+        expected_at_least = requests if route in LOGGING_ROUTES else 0
+        if route in LOGGING_ROUTES:  # the ledger: every request's event lands (warm-up ones too)
             wait_for(lambda: stored() >= expected_at_least, 120, "every event stored", interval=0.5)
         cpu = busy_seconds() - cpu_before  # includes draining what the load left behind
         groups_before = cpu_by_group(processes_before)
@@ -567,7 +575,7 @@ def summarise(runs: list[dict], plains: list[dict]) -> dict:
     return {
         "label": first["label"],
         "audited": audited,
-        "stores": first["route"] == "/audited",
+        "stores": first["route"] in LOGGING_ROUTES,
         "rate": median([r["rate"] for r in runs]),
         "ratio": median([r["rate"] / p["rate"] for r, p in zip(runs, plains, strict=True)]),
         "p50": median([r["p50"] for r in runs]),
@@ -642,7 +650,8 @@ def print_floors(trees: dict[str, Path | None], results: list[dict]) -> None:
                 f"\n{tree}the floor: a bare Redis round trip a request (PING), no event, against the plain route:\n"
             )
             header = ["workers", "its cost", "of it, in the web processes", "a buffered event"]
-            header += ["least a direct event can cost", "a direct event cost"]
+            header += ["least a direct event can cost", "a buffered event and a PING cost"]
+            header += ["a direct event cost"]
             print_table([*header, "web switches over plain: floor/direct/buffered"], [list(r) for r in rows])
 
 

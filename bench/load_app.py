@@ -1,6 +1,8 @@
 """The app `bench/load.py` puts under load: one route that answers "ok", the same route with one
-`audit.log`, and one that waits for a bare Redis round trip instead (the floor of any event that
-is confirmed before the call returns). Configured from the environment (AUDIT_*), like any app."""
+`audit.log`, one that waits for a bare Redis round trip instead (the floor of any event that is
+confirmed before the call returns), and one that logs an event and then waits for that round
+trip (what a direct event is made of, without its push: run in buffered mode). Configured from
+the environment (AUDIT_*), like any app."""
 
 from __future__ import annotations
 
@@ -60,5 +62,10 @@ def create_app() -> Flask:
         if reply != b"+PONG\r\n":  # a 500, which the bench's wrk run refuses
             raise RuntimeError(f"Redis answered PING with {reply!r}")
         return "ok"
+
+    @app.get("/audited-round-trip")
+    def audited_round_trip() -> str:
+        audit.log("page_viewed", resource_type="page", resource_id="1")
+        return round_trip()
 
     return app

@@ -7,6 +7,8 @@ from bench.targets import (
     BUFFERED_THREADS,
     DIRECT,
     FLOOR,
+    FLOOR_EVENT,
+    FLOOR_EVENT_THREADS,
     FLOOR_THREADS,
     GROUPED,
     PINNED,
@@ -90,8 +92,21 @@ THREADED = {
 
 def test_the_floor_adds_the_web_processes_part_of_a_bare_round_trip_to_a_buffered_event():
     assert floor_rows(THREADED) == [
-        ("gthread", "300 µs", "120 µs", "60 µs", "3.0×", "4.0×", "+3.10/+3.60/+0.70")
+        ("gthread", "300 µs", "120 µs", "60 µs", "3.0×", "not run", "4.0×", "+3.10/+3.60/+0.70")
     ]
+
+
+def test_the_floor_with_an_event_is_set_against_a_buffered_event():
+    with_event = {**THREADED, FLOOR_EVENT_THREADS: summary(228.0, 560.0, 8.6)}
+    assert floor_rows(with_event)[0][4:7] == ("3.0×", "3.8×", "4.0×")
+    sync = {
+        PLAIN: summary(0.0, 300.0),
+        FLOOR: summary(150.0, 380.0),
+        DIRECT: summary(140.0, 370.0),
+        BUFFERED: summary(40.0, 320.0),
+        FLOOR_EVENT_THREADS: summary(228.0, 560.0),  # another worker class's: not this row's
+    }
+    assert floor_rows(sync)[0][5] == "not run"
 
 
 def test_a_worker_class_without_all_four_modes_gives_no_floor_row():
@@ -104,7 +119,7 @@ def test_a_worker_class_without_all_four_modes_gives_no_floor_row():
         FLOOR_THREADS: summary(300.0, 520.0),
     }
     assert [row[0] for row in floor_rows(results)] == ["sync"]
-    assert floor_rows(results)[0][4:6] == ("3.0×", "3.5×")
+    assert floor_rows(results)[0][4:7] == ("3.0×", "not run", "3.5×")
 
 
 def test_a_buffered_cost_lost_in_the_noise_gives_no_floor_ratio():
@@ -113,8 +128,9 @@ def test_a_buffered_cost_lost_in_the_noise_gives_no_floor_ratio():
         FLOOR: summary(150.0, 380.0),
         DIRECT: summary(140.0, 370.0),
         BUFFERED: summary(-5.0, 320.0),
+        FLOOR_EVENT: summary(190.0, 400.0),
     }
-    assert floor_rows(results)[0][4:6] == ("cannot tell", "cannot tell")
+    assert floor_rows(results)[0][4:7] == ("cannot tell", "cannot tell", "cannot tell")
 
 
 def test_pinned_twins_get_a_floor_row_of_their_own():
@@ -125,4 +141,4 @@ def test_pinned_twins_get_a_floor_row_of_their_own():
     twins[FLOOR_THREADS + PINNED] = summary(100.0, 400.0)  # 30 µs of the web processes' over plain
     rows = floor_rows({**THREADED, **twins})
     assert [row[0] for row in rows] == ["gthread", "gthread, pinned"]
-    assert rows[1][1:-1] == ("100 µs", "30 µs", "30 µs", "2.0×", "4.0×")
+    assert rows[1][1:-1] == ("100 µs", "30 µs", "30 µs", "2.0×", "not run", "4.0×")

@@ -1,11 +1,13 @@
-"""The load bench's floor route (bench/load_app.py's /round-trip): each request waits for one PING
-on the real Redis, on a socket its thread keeps; an answer other than PONG is an error, which the
-bench's wrk run refuses, never an "ok" that would pass for a cheap request."""
+"""The load bench's floor routes (bench/load_app.py): /round-trip waits for one PING on the real
+Redis, on a socket its thread keeps; an answer other than PONG is an error, which the bench's wrk
+run refuses, never an "ok" that would pass for a cheap request. /audited-round-trip logs one
+event and then makes the same round trip."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import uuid
 
 import pytest
 
@@ -58,3 +60,21 @@ def test_an_answer_other_than_pong_is_an_error(floor_app, monkeypatch):
     thread.join(timeout=5)
     server.close()
     assert answer.status_code == 500
+
+
+def test_the_floor_with_an_event_logs_one_event_and_then_pings(real_redis_client, floor_app, monkeypatch):
+    prefix = f"floor-event-{uuid.uuid4().hex[:8]}:"
+    monkeypatch.setenv("AUDIT_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("AUDIT_KEY_PREFIX", prefix)
+    client = floor_app().test_client()  # direct mode here, so each event is in Redis on return
+    before = pings(real_redis_client)
+    try:
+        answers = [client.get("/audited-round-trip") for _ in range(3)]
+        assert [(a.status_code, a.text) for a in answers] == [(200, "ok")] * 3
+        entries = real_redis_client.lrange(prefix + "queue", 0, -1)
+        assert len(entries) == 3 and all(b"page_viewed" in entry for entry in entries)
+        assert pings(real_redis_client) - before >= 3
+    finally:
+        keys = real_redis_client.keys(prefix + "*")
+        if keys:
+            real_redis_client.delete(*keys)
