@@ -6,10 +6,9 @@ workers under ``--workers gevent`` or ``all``), in the same run, and beside them
 route waiting for a bare Redis PING instead of an event, what any event confirmed before the
 call returns must pay at least (``bench.targets.floor_rows``), and the floor with an event: a
 buffered event and then that PING in one request, a direct event's two parts without its push.
-Reports requests/s, latency,
-the machine's busy CPU per request (from /proc/stat) and where it went (per process, from
-/proc/<pid>/stat), and audit's cost per event: the CPU per request of an audited mode minus that
-of the plain route. Every mode runs ``--rounds`` times, interleaved,
+Reports requests/s, latency, the machine's busy CPU per request (from /proc/stat) and where it
+went (per process, from /proc/<pid>/stat), and audit's cost per event: the CPU per request of an
+audited mode minus that of the plain route. Every mode runs ``--rounds`` times, interleaved,
 and the table gives medians: the same mode measured minutes apart on this machine differs by a
 fifth.
 
