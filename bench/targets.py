@@ -109,24 +109,24 @@ def floor_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
             f"{mode['switches']['gunicorn'] - plain['switches']['gunicorn']:+.2f}"
             for mode in (floor, direct, buffered)
         )
-        least = direct_times = event_times = "cannot tell"
-        if buffered["cost"] > 0:  # a buffered cost lost in the noise gives no ratio
-            least = f"{(buffered['cost'] + web) / buffered['cost']:.1f}×"
-            direct_times = f"{direct['cost'] / buffered['cost']:.1f}×"
-            if with_event is not None:
-                event_times = f"{with_event['cost'] / buffered['cost']:.1f}×"
-        if with_event is None:
-            event_times = "not run"
         rows.append(
             (
                 kind + suffix,
                 f"{floor['cost']:.0f} µs",
                 f"{web:.0f} µs",
                 f"{buffered['cost']:.0f} µs",
-                least,
-                event_times,
-                direct_times,
+                _times_buffered(buffered["cost"] + web, buffered),
+                "not run" if with_event is None else _times_buffered(with_event["cost"], buffered),
+                _times_buffered(direct["cost"], buffered),
                 switches,
             )
         )
     return rows
+
+
+def _times_buffered(cost: float, buffered: dict[str, Any]) -> str:
+    """``cost`` as a multiple of the buffered event's, or "cannot tell" when the buffered cost was
+    lost in the noise (at or below zero), which gives no ratio."""
+    if buffered["cost"] <= 0:
+        return "cannot tell"
+    return f"{cost / buffered['cost']:.1f}×"
